@@ -1,0 +1,88 @@
+"""Service configuration: one typed settings class read from SYNCGATE_* variables and .env."""
+
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import AnyHttpUrl, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SYNCGATE_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    database_url: str = "sqlite:///./syncgate.db"
+    admin_token: str | None = None
+    public_url: AnyHttpUrl | None = None
+
+    hubspot_client_secret: str | None = None
+    hubspot_app_id: int | None = None
+    hubspot_portal_id: int | None = None
+    hubspot_access_token: str | None = None
+    hubspot_client_id: str | None = None
+    hubspot_refresh_token: str | None = None
+    hubspot_api_base: AnyHttpUrl = AnyHttpUrl("https://api.hubapi.com")
+
+    salesforce_org_id: str | None = None
+    salesforce_webhook_token: str | None = None
+    salesforce_login_url: AnyHttpUrl = AnyHttpUrl("https://login.salesforce.com")
+    salesforce_client_id: str | None = None
+    salesforce_client_secret: str | None = None
+    salesforce_refresh_token: str | None = None
+    salesforce_api_version: str = Field(default="62.0", pattern=r"^\d+\.\d$")
+
+    worker_poll_seconds: Annotated[float, Field(gt=0)] = 0.5
+    retry_base_seconds: Annotated[float, Field(gt=0)] = 2
+    retry_max_seconds: Annotated[float, Field(gt=0)] = 3600
+    max_attempts: Annotated[int, Field(ge=1)] = 10
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
+
+    @field_validator(
+        "admin_token",
+        "hubspot_client_secret",
+        "hubspot_access_token",
+        "hubspot_client_id",
+        "hubspot_refresh_token",
+        "salesforce_org_id",
+        "salesforce_webhook_token",
+        "salesforce_client_id",
+        "salesforce_client_secret",
+        "salesforce_refresh_token",
+        "public_url",
+        "hubspot_app_id",
+        "hubspot_portal_id",
+        mode="before",
+    )
+    @classmethod
+    def _blank_means_unset(cls, value: object) -> object:
+        # An empty variable must never act as a secret (an empty HMAC key "verifies" anything).
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("salesforce_org_id")
+    @classmethod
+    def _org_id_shape(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) not in (15, 18) or not value.isalnum()):
+            raise ValueError("must be a 15- or 18-character Salesforce org id")
+        return value
+
+
+class SettingsError(Exception):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+
+def load_settings() -> Settings:
+    """Read the settings, turning a validation error into one line naming the variable."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        first = error.errors()[0]
+        name = "SYNCGATE_" + str(first["loc"][0]).upper() if first["loc"] else "SYNCGATE_*"
+        raise SettingsError(f"invalid setting {name}: {first['msg']}") from None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,63 @@
+"""Application factory: the lifespan owns the engine, the admin token and the worker task."""
+
+import asyncio
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+
+from fastapi import FastAPI
+
+from app.api import contacts, health, segments, settings, webhooks
+from app.config import Settings
+from app.db import create_db_engine, create_session_factory
+from app.delivery.worker import Worker
+from app.errors import install_error_handlers
+from app.migrate import head_revision
+
+log = logging.getLogger("syncgate")
+
+
+def create_app(config: Settings, *, run_worker: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_db_engine(config.database_url)
+        app.state.settings = config
+        app.state.engine = engine
+        app.state.session_factory = create_session_factory(engine)
+        app.state.migration_head = head_revision(config.database_url)
+        app.state.admin_token = config.admin_token or _generated_admin_token()
+        worker_task = None
+        if run_worker:
+            worker = Worker(config, app.state.session_factory)
+            worker_task = asyncio.create_task(worker.run_forever(), name="syncgate-worker")
+        try:
+            yield
+        finally:
+            if worker_task is not None:
+                worker_task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await worker_task
+            await engine.dispose()
+
+    app = FastAPI(
+        title="syncgate",
+        summary="HubSpot ⇄ Salesforce contact sync that lets through only what it should",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(webhooks.hubspot_router)
+    app.include_router(webhooks.salesforce_router)
+    app.include_router(segments.router)
+    app.include_router(settings.router)
+    app.include_router(contacts.router)
+    return app
+
+
+def _generated_admin_token() -> str:
+    token = secrets.token_urlsafe(32)
+    # Logged once, on purpose: it is the only way an operator without a configured token gets in.
+    log.warning("SYNCGATE_ADMIN_TOKEN is not set; generated admin token for this run: %s", token)
+    return token
