@@ -1,0 +1,82 @@
+"""HubSpot webhook event bodies: validation and the key that makes each event unique."""
+
+import hashlib
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+MAX_EVENTS_PER_REQUEST = 1000
+
+SUBSCRIPTION_TYPES = frozenset(
+    {
+        "contact.creation",
+        "contact.propertyChange",
+        "contact.deletion",
+        "contact.privacyDeletion",
+        "contact.merge",
+        "contact.restore",
+    }
+)
+
+
+class HubSpotEvent(BaseModel):
+    """One event of a webhook body; unknown keys are kept (HubSpot adds fields over time)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    event_id: int = Field(alias="eventId")
+    subscription_id: int | None = Field(default=None, alias="subscriptionId")
+    portal_id: int = Field(alias="portalId")
+    app_id: int | None = Field(default=None, alias="appId")
+    occurred_at: int = Field(alias="occurredAt", ge=0)
+    subscription_type: str = Field(alias="subscriptionType", min_length=1, max_length=64)
+    attempt_number: int = Field(default=0, alias="attemptNumber")
+    object_id: int = Field(alias="objectId")
+    change_source: str | None = Field(default=None, alias="changeSource")
+    source_id: str | None = Field(default=None, alias="sourceId")
+    change_flag: str | None = Field(default=None, alias="changeFlag")
+    property_name: str | None = Field(default=None, alias="propertyName", max_length=255)
+    property_value: str | None = Field(default=None, alias="propertyValue")
+    merged_object_ids: list[int] | None = Field(default=None, alias="mergedObjectIds")
+    primary_object_id: int | None = Field(default=None, alias="primaryObjectId")
+    new_object_id: int | None = Field(default=None, alias="newObjectId")
+
+
+_body_adapter = TypeAdapter(list[dict[str, Any]])
+_event_adapter = TypeAdapter(HubSpotEvent)
+
+
+class InvalidBody(ValueError):
+    """The body is not a JSON array of HubSpot events."""
+
+
+def parse_body(body: bytes) -> list[tuple[HubSpotEvent, dict[str, Any]]]:
+    """Each event parsed, next to the raw object it came from."""
+    try:
+        raw_events = _body_adapter.validate_json(body)
+    except ValidationError:
+        raise InvalidBody("body must be a JSON array of event objects") from None
+    if len(raw_events) > MAX_EVENTS_PER_REQUEST:
+        raise InvalidBody(f"at most {MAX_EVENTS_PER_REQUEST} events per request")
+    parsed = []
+    for index, raw in enumerate(raw_events):
+        try:
+            parsed.append((_event_adapter.validate_python(raw), raw))
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise InvalidBody(f"event [{index}] {where}: {first['msg']}") from None
+    return parsed
+
+
+def dedup_key(raw_event: dict[str, Any]) -> str:
+    """A key equal for redeliveries of one event and different for distinct events.
+
+    `eventId` alone is not unique (one change fans out to several subscriptions with the same
+    id), and a redelivery differs only in `attemptNumber`; so the key is a digest of the whole
+    event without `attemptNumber`.
+    """
+    identity = {key: value for key, value in raw_event.items() if key != "attemptNumber"}
+    canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
