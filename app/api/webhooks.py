@@ -1,0 +1,197 @@
+"""Webhook intake (§4): verify, store durably in the inbox, acknowledge."""
+
+import hmac
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.routing import APIRoute
+from pydantic import BaseModel
+
+from app.api.deps import SessionDep, SettingsDep
+from app.errors import AppError, NotFound, is_store_outage
+from app.inbox.store import store_hubspot_events, store_salesforce_message
+from app.metrics import WEBHOOK_EVENTS
+from app.platforms.hubspot.events import HubSpotEvent, InvalidBody, parse_body
+from app.platforms.hubspot.signature import SignatureError, verify_request
+from app.platforms.salesforce.outbound_message import (
+    ACK_RESPONSE,
+    MalformedMessage,
+    OutboundMessage,
+    organization_matches,
+    parse_outbound_message,
+    soap_fault,
+)
+
+SOAP_CONTENT_TYPE = "text/xml; charset=utf-8"
+
+
+class BadRequest(AppError):
+    status_code = 400
+    code = "bad_request"
+
+
+class InvalidSignature(AppError):
+    status_code = 401
+    code = "invalid_signature"
+
+
+class Forbidden(AppError):
+    status_code = 403
+    code = "forbidden"
+
+
+class PayloadTooLarge(AppError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refused with 413 as soon as it is known to exceed `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"body larger than {limit} bytes")
+    chunks = bytearray()
+    async for chunk in request.stream():
+        chunks += chunk
+        if len(chunks) > limit:
+            raise PayloadTooLarge(f"body larger than {limit} bytes")
+    return bytes(chunks)
+
+
+def _signed_uri(request: Request, public_url: str | None) -> str:
+    if public_url is None:
+        return str(request.url)
+    query = f"?{request.url.query}" if request.url.query else ""
+    return public_url.rstrip("/") + request.url.path + query
+
+
+async def verified_hubspot_events(
+    request: Request, settings: SettingsDep
+) -> list[tuple[HubSpotEvent, dict[str, Any]]]:
+    """The events of a request whose HubSpot signature verifies; fails closed."""
+    secret = settings.hubspot_client_secret
+    if secret is None:
+        raise NotFound("HubSpot intake is disabled (no SYNCGATE_HUBSPOT_CLIENT_SECRET)")
+    body = await read_body(request, settings.max_body_bytes)
+    public_url = str(settings.public_url) if settings.public_url else None
+    try:
+        verify_request(
+            client_secret=secret,
+            method=request.method,
+            uri=_signed_uri(request, public_url),
+            body=body,
+            headers=request.headers,
+        )
+    except SignatureError as error:
+        WEBHOOK_EVENTS.labels("hubspot", "rejected").inc()
+        raise InvalidSignature(f"HubSpot signature rejected: {error}") from None
+    try:
+        return parse_body(body)
+    except InvalidBody as error:
+        WEBHOOK_EVENTS.labels("hubspot", "rejected").inc()
+        raise BadRequest(str(error)) from None
+
+
+class Acknowledgement(BaseModel):
+    accepted: int
+    duplicates: int
+
+
+hubspot_router = APIRouter(tags=["webhooks"])
+
+
+@hubspot_router.post(
+    "/webhooks/hubspot",
+    responses={
+        400: {"description": "not an array of events"},
+        401: {"description": "missing, wrong or stale signature"},
+        404: {"description": "HubSpot intake disabled"},
+        413: {"description": "body too large"},
+        503: {"description": "store unavailable; HubSpot retries"},
+    },
+)
+async def hubspot_webhook(
+    events: Annotated[list[tuple[HubSpotEvent, dict[str, Any]]], Depends(verified_hubspot_events)],
+    session: SessionDep,
+) -> Acknowledgement:
+    accepted = await store_hubspot_events(session, events)
+    duplicates = len(events) - accepted
+    WEBHOOK_EVENTS.labels("hubspot", "accepted").inc(accepted)
+    WEBHOOK_EVENTS.labels("hubspot", "duplicate").inc(duplicates)
+    return Acknowledgement(accepted=accepted, duplicates=duplicates)
+
+
+class SoapRoute(APIRoute):
+    """Answers every failure of a Salesforce route with a SOAP Fault and the right status."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def soap_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except AppError as error:
+                status, message = error.status_code, error.message
+            except Exception as error:
+                if not is_store_outage(error):
+                    raise
+                status, message = 503, "the store is unavailable; retry later"
+            WEBHOOK_EVENTS.labels("salesforce", "rejected").inc()
+            return Response(
+                soap_fault(message, client_fault=status < 500),
+                status_code=status,
+                media_type=SOAP_CONTENT_TYPE,
+            )
+
+        return soap_handler
+
+
+salesforce_router = APIRouter(tags=["webhooks"], route_class=SoapRoute)
+
+
+async def verified_outbound_message(
+    request: Request,
+    settings: SettingsDep,
+    token: Annotated[str | None, Query(description="SYNCGATE_SALESFORCE_WEBHOOK_TOKEN")] = None,
+) -> OutboundMessage:
+    """The Outbound Message of a request from our org (and with our token, when one is set)."""
+    org_id = settings.salesforce_org_id
+    if org_id is None:
+        raise NotFound("Salesforce intake is disabled (no SYNCGATE_SALESFORCE_ORG_ID)")
+    expected_token = settings.salesforce_webhook_token
+    if expected_token is not None and not hmac.compare_digest(
+        (token or "").encode(), expected_token.encode()
+    ):
+        raise InvalidSignature("the token query parameter is missing or wrong")
+    body = await read_body(request, settings.max_body_bytes)
+    try:
+        message = parse_outbound_message(body)
+    except MalformedMessage as error:
+        raise BadRequest(f"not a Salesforce Outbound Message: {error}") from None
+    if not organization_matches(message.organization_id, org_id):
+        raise Forbidden("OrganizationId is not this service's Salesforce org")
+    return message
+
+
+@salesforce_router.post(
+    "/webhooks/salesforce",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/xml": {}}, "description": "SOAP acknowledgement"},
+        400: {"description": "SOAP Fault: not a well-formed Outbound Message"},
+        401: {"description": "SOAP Fault: token missing or wrong"},
+        403: {"description": "SOAP Fault: another org"},
+        404: {"description": "Salesforce intake disabled"},
+        413: {"description": "body too large"},
+        503: {"description": "store unavailable; Salesforce retries"},
+    },
+)
+async def salesforce_webhook(
+    message: Annotated[OutboundMessage, Depends(verified_outbound_message)],
+    session: SessionDep,
+) -> Response:
+    accepted = await store_salesforce_message(session, message)
+    WEBHOOK_EVENTS.labels("salesforce", "accepted").inc(accepted)
+    WEBHOOK_EVENTS.labels("salesforce", "duplicate").inc(len(message.notifications) - accepted)
+    return Response(ACK_RESPONSE, media_type=SOAP_CONTENT_TYPE)

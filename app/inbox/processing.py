@@ -1,0 +1,187 @@
+"""The worker step that turns inbox events into mirror updates, decisions and deliveries."""
+
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.config import Settings
+from app.db import transaction
+from app.delivery.retry import retry_delay
+from app.inbox.models import InboxEvent, InboxStatus, Source
+from app.logging import log_context
+from app.metrics import DECISIONS
+from app.models import utc_now
+from app.platforms.hubspot.client import HubSpotClient, HubSpotError, TransientError
+from app.platforms.hubspot.events import HubSpotEvent
+from app.sync.filters import parse_filter, property_names
+from app.sync.mapping import load_mappings
+from app.sync.models import Segment, SegmentType
+from app.sync.preferences import load_settings
+from app.sync.processor import (
+    ProcessingContext,
+    hubspot_properties_to_read,
+    process_hubspot_event,
+)
+
+log = logging.getLogger("syncgate.inbox")
+
+BATCH_SIZE = 100
+# Longer than one round can take; an event whose worker died is claimed again after it.
+LEASE = timedelta(seconds=120)
+
+
+class InboxProcessor:
+    def __init__(
+        self,
+        config: Settings,
+        session_factory: async_sessionmaker[AsyncSession],
+        hubspot: HubSpotClient | None,
+    ) -> None:
+        self.config = config
+        self.session_factory = session_factory
+        self.hubspot = hubspot
+
+    async def _claim(self) -> tuple[list[int], ProcessingContext, list[str]]:
+        async with transaction(self.session_factory) as session:
+            now = utc_now()
+            ids = list(
+                (
+                    await session.scalars(
+                        select(InboxEvent.id)
+                        .where(
+                            InboxEvent.status == InboxStatus.PENDING,
+                            InboxEvent.next_attempt_at <= now,
+                        )
+                        .order_by(InboxEvent.id)
+                        .limit(BATCH_SIZE)
+                        .with_for_update(skip_locked=True)
+                    )
+                ).all()
+            )
+            if not ids:
+                return [], await self._context(session), []
+            await session.execute(
+                update(InboxEvent)
+                .where(InboxEvent.id.in_(ids))
+                .values(next_attempt_at=now + LEASE, attempts=InboxEvent.attempts + 1)
+            )
+            creations = (
+                await session.scalars(
+                    select(InboxEvent.payload).where(
+                        InboxEvent.id.in_(ids),
+                        InboxEvent.source == Source.HUBSPOT,
+                        InboxEvent.kind == "contact.creation",
+                    )
+                )
+            ).all()
+            created_ids = [str(HubSpotEvent.model_validate(p).object_id) for p in creations]
+            return ids, await self._context(session), created_ids
+
+    async def _context(self, session: AsyncSession) -> ProcessingContext:
+        settings = await load_settings(session)
+        return ProcessingContext(
+            config=self.config,
+            mappings=await load_mappings(session),
+            inclusion_segment_id=settings.inclusion_segment_id,
+            new_contacts_as=settings.new_contacts_as,
+            create_from_leads=settings.create_from_leads,
+            create_from_contacts=settings.create_from_contacts,
+        )
+
+    async def _filter_properties(self) -> set[str]:
+        async with self.session_factory() as session:
+            filters = (
+                await session.scalars(
+                    select(Segment.filter).where(Segment.type == SegmentType.ACTIVE)
+                )
+            ).all()
+        names: set[str] = set()
+        for raw in filters:
+            names |= property_names(parse_filter(raw))
+        return names
+
+    async def _read_new_contacts(
+        self, ctx: ProcessingContext, hubspot_ids: Sequence[str]
+    ) -> set[str]:
+        """Read created contacts from HubSpot before the transaction; returns ids to retry later."""
+        retry: set[str] = set()
+        if not hubspot_ids:
+            return retry
+        if self.hubspot is None:
+            for hubspot_id in hubspot_ids:
+                ctx.hubspot_read_errors[hubspot_id] = "no HubSpot API credentials are configured"
+            return retry
+        properties = hubspot_properties_to_read(ctx.mappings, await self._filter_properties())
+        for hubspot_id in dict.fromkeys(hubspot_ids):
+            try:
+                ctx.hubspot_reads[hubspot_id] = await self.hubspot.get_contact(
+                    hubspot_id, properties
+                )
+            except TransientError as error:
+                log.warning(
+                    "HubSpot read failed; will retry", extra={"fields": {"error": str(error)}}
+                )
+                retry.add(hubspot_id)
+            except HubSpotError as error:
+                # Permanent for this call, but often a fixable setup problem: retry with backoff
+                # until the attempts run out, then the event is marked failed with the reason.
+                log.warning("HubSpot read refused: %s", error)
+                retry.add(hubspot_id)
+        return retry
+
+    async def run_once(self) -> int:
+        """Process one batch of due events; returns how many were claimed."""
+        ids, ctx, created_ids = await self._claim()
+        if not ids:
+            return 0
+        retry = await self._read_new_contacts(ctx, created_ids)
+        async with transaction(self.session_factory) as session:
+            events = (
+                await session.scalars(
+                    select(InboxEvent)
+                    .where(InboxEvent.id.in_(ids))
+                    .order_by(InboxEvent.occurred_at_ms, InboxEvent.id)
+                )
+            ).all()
+            for event in events:
+                await self._process_one(session, ctx, event, retry)
+        for direction, decision in ctx.recorded:
+            DECISIONS.labels(direction.value, decision.value).inc()
+        return len(ids)
+
+    async def _process_one(
+        self, session: AsyncSession, ctx: ProcessingContext, event: InboxEvent, retry: set[str]
+    ) -> None:
+        attempts = event.attempts
+        with log_context(event_id=event.id, source=event.source):
+            if (
+                event.kind == "contact.creation"
+                and event.object_key.removeprefix("hubspot:") in retry
+            ):
+                self._postpone(event, attempts, "reading the contact from HubSpot failed")
+                return
+            recorded = len(ctx.recorded)
+            try:
+                async with session.begin_nested():
+                    if event.source == Source.HUBSPOT:
+                        await process_hubspot_event(session, ctx, event)
+                    else:
+                        raise NotImplementedError("Salesforce notifications are not processed yet")
+            except Exception as error:
+                del ctx.recorded[recorded:]
+                log.exception("event processing failed")
+                self._postpone(event, attempts, f"{type(error).__name__}: {error}")
+                return
+            event.status = InboxStatus.DONE
+            event.processed_at = utc_now()
+            event.last_error = None
+
+    def _postpone(self, event: InboxEvent, attempts: int, error: str) -> None:
+        event.last_error = error[:2000]
+        if attempts >= self.config.max_attempts:
+            event.status = InboxStatus.FAILED
+        else:
+            event.next_attempt_at = utc_now() + retry_delay(self.config, attempts)

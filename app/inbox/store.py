@@ -1,0 +1,88 @@
+"""Storing webhook events in the inbox: one short transaction, duplicates ignored."""
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import insert_ignoring_conflicts
+from app.inbox.models import InboxEvent, Source
+from app.models import utc_now
+from app.platforms.hubspot.events import HubSpotEvent, dedup_key
+from app.platforms.salesforce.outbound_message import OutboundMessage
+
+
+async def _insert(session: AsyncSession, rows: list[dict[str, Any]]) -> int:
+    """Insert rows, skipping those already stored; returns how many were new."""
+    if not rows:
+        return 0
+    statement = insert_ignoring_conflicts(session, InboxEvent, rows).returning(InboxEvent.id)
+    return len((await session.execute(statement)).all())
+
+
+async def store_hubspot_events(
+    session: AsyncSession, events: Sequence[tuple[HubSpotEvent, dict[str, Any]]]
+) -> int:
+    """Store HubSpot events; returns the number that were new."""
+    now = utc_now()
+    rows = [
+        {
+            "source": Source.HUBSPOT.value,
+            "dedup_key": dedup_key(raw),
+            "kind": event.subscription_type,
+            "object_key": f"hubspot:{event.object_id}",
+            "occurred_at_ms": event.occurred_at,
+            "received_at": now,
+            "next_attempt_at": now,
+            "payload": raw,
+            "status": "pending",
+            "attempts": 0,
+        }
+        for event, raw in events
+    ]
+    return await _insert(session, rows)
+
+
+def salesforce_time_ms(value: str | None) -> int | None:
+    """Milliseconds since the epoch of a Salesforce dateTime (`2017-12-11T21:49:24.000Z`)."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return int(parsed.timestamp() * 1000)
+
+
+async def store_salesforce_message(session: AsyncSession, message: OutboundMessage) -> int:
+    """Store each notification of an Outbound Message; returns the number that were new."""
+    now = utc_now()
+    received_ms = int(now.timestamp() * 1000)
+    rows = []
+    for notification in message.notifications:
+        occurred = salesforce_time_ms(notification.fields.get("LastModifiedDate"))
+        rows.append(
+            {
+                "source": Source.SALESFORCE.value,
+                "dedup_key": notification.id,
+                "kind": notification.object_type,
+                "object_key": f"salesforce:{notification.record_id}",
+                "occurred_at_ms": occurred if occurred is not None else received_ms,
+                "received_at": now,
+                "next_attempt_at": now,
+                # The SessionId is a credential and is never stored.
+                "payload": {
+                    "notification_id": notification.id,
+                    "object_type": notification.object_type,
+                    "record_id": notification.record_id,
+                    "fields": notification.fields,
+                    "action_id": message.action_id,
+                },
+                "status": "pending",
+                "attempts": 0,
+            }
+        )
+    return await _insert(session, rows)
