@@ -1,0 +1,354 @@
+"""The worker step that delivers queued changes to Salesforce in composite batches."""
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
+
+from app.config import Settings
+from app.db import transaction
+from app.delivery.models import Delivery, DeliveryStatus, Operation, Target
+from app.delivery.retry import retry_delay
+from app.metrics import DELIVERIES, FORWARD_LATENCY
+from app.models import utc_now
+from app.platforms.salesforce.client import (
+    PermanentError,
+    RecordResult,
+    SalesforceClient,
+    SalesforceError,
+    SalesforceRecord,
+    TransientError,
+)
+from app.sync.gate import salesforce_field, same_value
+from app.sync.mapping import Mapping, load_mappings
+from app.sync.models import Contact, SyncRule
+from app.sync.preferences import load_settings
+
+log = logging.getLogger("syncgate.delivery.salesforce")
+
+BATCH_SIZE = 200  # records per sObject Collections call
+LEASE = timedelta(seconds=180)
+NOT_PROVIDED = "[not provided]"
+REQUIRED_LEAD_FIELDS = ("LastName", "Company")
+
+
+@dataclass
+class Claimed:
+    """A claimed delivery and what sending it needs, detached from the session."""
+
+    id: int
+    contact_id: int
+    attempts: int
+    values: dict[str, Any]
+    email: str | None
+    salesforce_id: str | None
+    salesforce_object: str | None
+    # Filled while sending.
+    object_type: str = ""
+    record_id: str | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+    found: SalesforceRecord | None = None
+
+
+@dataclass
+class Result:
+    ok: bool
+    message: str = ""
+    transient: bool = False
+    retry_after: float | None = None
+
+
+def to_salesforce_fields(
+    values: dict[str, Any], object_type: str, mappings: Sequence[Mapping]
+) -> dict[str, Any]:
+    by_property = {m.hubspot_property: m for m in mappings}
+    fields: dict[str, Any] = {}
+    for prop, value in values.items():
+        mapping = by_property.get(prop)
+        target = salesforce_field(mapping, object_type) if mapping else None
+        if target is not None:
+            fields[target] = value
+    return fields
+
+
+def _keep_salesforce_values(
+    fields: dict[str, Any], record: SalesforceRecord, mappings: Sequence[Mapping]
+) -> dict[str, Any]:
+    """Drop what the found record already has, and what it owns under prefer-Salesforce rules."""
+    preferred = {
+        salesforce_field(m, record.object_type)
+        for m in mappings
+        if m.rule is SyncRule.PREFER_SALESFORCE_UNLESS_BLANK
+    }
+    kept = {}
+    for name, value in fields.items():
+        theirs = record.values.get(name)
+        if same_value(value, theirs):
+            continue
+        if name in preferred and theirs not in (None, ""):
+            continue
+        kept[name] = value
+    return kept
+
+
+class SalesforceDeliverer:
+    def __init__(
+        self,
+        config: Settings,
+        session_factory: async_sessionmaker[AsyncSession],
+        client: SalesforceClient | None,
+    ) -> None:
+        self.config = config
+        self.session_factory = session_factory
+        self.client = client
+
+    async def _claim(self) -> tuple[list[Claimed], list[Mapping], str]:
+        other = aliased(Delivery)
+        async with transaction(self.session_factory) as session:
+            now = utc_now()
+            live_sibling = exists().where(
+                other.contact_id == Delivery.contact_id,
+                other.target == Delivery.target,
+                other.id != Delivery.id,
+                other.status == DeliveryStatus.IN_FLIGHT,
+                other.lease_until > now,
+            )
+            rows = (
+                await session.scalars(
+                    select(Delivery)
+                    .where(
+                        Delivery.target == Target.SALESFORCE,
+                        or_(
+                            and_(
+                                Delivery.status == DeliveryStatus.PENDING,
+                                Delivery.next_attempt_at <= now,
+                            ),
+                            and_(
+                                Delivery.status == DeliveryStatus.IN_FLIGHT,
+                                Delivery.lease_until < now,
+                            ),
+                        ),
+                        ~live_sibling,
+                    )
+                    .order_by(Delivery.id)
+                    .limit(BATCH_SIZE)
+                    .with_for_update(skip_locked=True, of=Delivery)
+                )
+            ).all()
+            if not rows:
+                return [], [], ""
+            ids = [row.id for row in rows]
+            await session.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(ids))
+                .values(
+                    status=DeliveryStatus.IN_FLIGHT,
+                    lease_until=now + LEASE,
+                    attempts=Delivery.attempts + 1,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            contacts = {
+                c.id: c
+                for c in (
+                    await session.scalars(
+                        select(Contact).where(Contact.id.in_({row.contact_id for row in rows}))
+                    )
+                ).all()
+            }
+            claimed = [
+                Claimed(
+                    id=row.id,
+                    contact_id=row.contact_id,
+                    attempts=row.attempts + 1,
+                    values=dict(row.values),
+                    email=contacts[row.contact_id].email,
+                    salesforce_id=contacts[row.contact_id].salesforce_id,
+                    salesforce_object=contacts[row.contact_id].salesforce_object,
+                )
+                for row in rows
+            ]
+            settings = await load_settings(session)
+            return claimed, await load_mappings(session), settings.new_contacts_as
+
+    async def run_once(self) -> int:
+        """Send one batch of due deliveries; returns how many were claimed."""
+        if self.client is None:
+            return 0
+        claimed, mappings, new_as = await self._claim()
+        if not claimed:
+            return 0
+        results = await self._send(self.client, claimed, mappings, new_as)
+        await self._record(claimed, results)
+        return len(claimed)
+
+    async def _send(
+        self,
+        client: SalesforceClient,
+        claimed: list[Claimed],
+        mappings: list[Mapping],
+        new_as: str,
+    ) -> dict[int, Result]:
+        results: dict[int, Result] = {}
+        unlinked = [c for c in claimed if c.salesforce_id is None]
+        try:
+            found = await self._find_existing(client, unlinked, mappings)
+        except SalesforceError as error:
+            failure = _result_of(error)
+            return {c.id: failure for c in claimed}
+
+        creates: list[Claimed] = []
+        updates: list[Claimed] = []
+        for item in claimed:
+            if item.salesforce_id is not None:
+                item.object_type = item.salesforce_object or new_as
+                item.record_id = item.salesforce_id
+                item.fields = to_salesforce_fields(item.values, item.object_type, mappings)
+            elif item.email and item.email in found:
+                record = found[item.email]
+                item.found, item.object_type, item.record_id = record, record.object_type, record.id
+                fields = to_salesforce_fields(item.values, record.object_type, mappings)
+                item.fields = _keep_salesforce_values(fields, record, mappings)
+            else:
+                item.object_type = new_as
+                item.fields = to_salesforce_fields(item.values, new_as, mappings)
+                required = REQUIRED_LEAD_FIELDS if new_as == "Lead" else ("LastName",)
+                for name in required:
+                    if item.fields.get(name) in (None, ""):
+                        item.fields[name] = NOT_PROVIDED
+                creates.append(item)
+                continue
+            if item.fields:
+                updates.append(item)
+            else:
+                results[item.id] = Result(ok=True, message="Salesforce already has these values")
+
+        for chunk in _chunks(creates):
+            await self._call(
+                results,
+                chunk,
+                client.create_records([(c.object_type, c.fields) for c in chunk]),
+                created=True,
+            )
+        for chunk in _chunks(updates):
+            await self._call(
+                results,
+                chunk,
+                client.update_records(
+                    [(c.object_type, c.record_id or "", c.fields) for c in chunk]
+                ),
+                created=False,
+            )
+        return results
+
+    async def _find_existing(
+        self, client: SalesforceClient, unlinked: list[Claimed], mappings: list[Mapping]
+    ) -> dict[str, SalesforceRecord]:
+        """Rule 6: before creating, look the record up by email (most recently modified wins)."""
+        emails = sorted({c.email for c in unlinked if c.email})
+        if not emails:
+            return {}
+        fields = {
+            obj: sorted({f for m in mappings if (f := salesforce_field(m, obj))} - {"Email"})
+            for obj in ("Lead", "Contact")
+        }
+        return await client.find_by_emails(emails, fields)
+
+    async def _call(
+        self, results: dict[int, Result], chunk: list[Claimed], call: Any, *, created: bool
+    ) -> None:
+        try:
+            outcomes: list[RecordResult] = await call
+        except SalesforceError as error:
+            failure = _result_of(error)
+            for item in chunk:
+                results[item.id] = failure
+            return
+        for item, outcome in zip(chunk, outcomes, strict=True):
+            if outcome.success:
+                if created:
+                    item.record_id = outcome.id
+                results[item.id] = Result(ok=True)
+            else:
+                text = f"{outcome.error_code}: {outcome.message}"
+                results[item.id] = Result(ok=False, message=text, transient=outcome.transient)
+
+    async def _record(self, claimed: list[Claimed], results: dict[int, Result]) -> None:
+        latencies: list[float] = []
+        outcomes: list[str] = []
+        async with transaction(self.session_factory) as session:
+            now = utc_now()
+            for item in claimed:
+                delivery = await session.get(Delivery, item.id)
+                contact = await session.get(Contact, item.contact_id)
+                if delivery is None or contact is None:
+                    continue
+                result = results[item.id]
+                entry: dict[str, Any] = {"at": now.isoformat(), "attempt": item.attempts}
+                if result.ok:
+                    conflict = await self._link(session, contact, item)
+                    if conflict:
+                        result = Result(ok=False, message=conflict)
+                if result.ok:
+                    delivery.status = DeliveryStatus.DONE
+                    delivery.delivered_at = now
+                    delivery.operation = Operation.UPDATE if item.found else delivery.operation
+                    delivery.last_error = None
+                    entry |= {"outcome": "done", "record": item.record_id}
+                    latencies.append((now - delivery.first_received_at).total_seconds())
+                    outcomes.append("done")
+                elif result.transient and item.attempts < self.config.max_attempts:
+                    log.warning(
+                        "Salesforce delivery %s failed, will retry: %s", item.id, result.message
+                    )
+                    delivery.status = DeliveryStatus.PENDING
+                    delivery.next_attempt_at = now + retry_delay(
+                        self.config, item.attempts, result.retry_after
+                    )
+                    delivery.last_error = result.message
+                    entry |= {"outcome": "retry", "error": result.message}
+                    outcomes.append("retry")
+                else:
+                    log.error("Salesforce delivery %s is dead: %s", item.id, result.message)
+                    delivery.status = DeliveryStatus.DEAD
+                    delivery.last_error = result.message
+                    entry |= {"outcome": "dead", "error": result.message}
+                    outcomes.append("dead")
+                delivery.lease_until = None
+                delivery.history = [*delivery.history, entry]
+        for latency in latencies:
+            FORWARD_LATENCY.observe(latency)
+        for outcome in outcomes:
+            DELIVERIES.labels(Target.SALESFORCE.value, outcome).inc()
+
+    async def _link(self, session: AsyncSession, contact: Contact, item: Claimed) -> str | None:
+        """Link the contact to its record and remember the values Salesforce now has."""
+        if contact.salesforce_id is None and item.record_id is not None:
+            holder = await session.scalar(
+                select(Contact.id).where(Contact.salesforce_id == item.record_id)
+            )
+            if holder is not None and holder != contact.id:
+                return f"Salesforce record {item.record_id} is already linked to contact {holder}"
+            contact.salesforce_id = item.record_id
+            contact.salesforce_object = item.object_type
+        known = dict(item.found.values) if item.found else dict(contact.salesforce_values or {})
+        contact.salesforce_values = {**known, **item.fields}
+        return None
+
+
+def _result_of(error: SalesforceError) -> Result:
+    if isinstance(error, TransientError):
+        return Result(
+            ok=False, message=error.message, transient=True, retry_after=error.retry_after
+        )
+    assert isinstance(error, PermanentError | SalesforceError)
+    return Result(ok=False, message=error.message)
+
+
+def _chunks(items: list[Claimed]) -> list[list[Claimed]]:
+    return [items[i : i + BATCH_SIZE] for i in range(0, len(items), BATCH_SIZE)]

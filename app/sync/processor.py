@@ -1,0 +1,275 @@
+"""Processing inbox events: update the mirror, re-evaluate segments, apply the gate, queue."""
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Settings
+from app.delivery.models import Target
+from app.delivery.outbox import enqueue
+from app.inbox.models import InboxEvent
+from app.platforms.hubspot.client import HubSpotContact
+from app.platforms.hubspot.events import HubSpotEvent
+from app.sync import contacts as store
+from app.sync.gate import (
+    Decision,
+    Direction,
+    HubSpotChange,
+    Membership,
+    Outcome,
+    gate_hubspot_change,
+)
+from app.sync.mapping import Mapping
+from app.sync.models import Contact, DecisionRecord, SegmentMember
+from app.sync.segments import refresh_memberships
+
+log = logging.getLogger("syncgate.processor")
+
+
+@dataclass
+class ProcessingContext:
+    """What every event of one round needs, loaded once per round."""
+
+    config: Settings
+    mappings: list[Mapping]
+    inclusion_segment_id: int | None
+    new_contacts_as: str
+    create_from_leads: bool
+    create_from_contacts: bool
+    # HubSpot contacts read ahead of the transaction for `contact.creation` events, by id;
+    # None marks a contact HubSpot no longer has.
+    hubspot_reads: dict[str, HubSpotContact | None] = field(default_factory=dict)
+    hubspot_read_errors: dict[str, str] = field(default_factory=dict)
+    recorded: list[tuple[Direction, Decision]] = field(default_factory=list)
+
+
+async def record_decision(
+    session: AsyncSession,
+    ctx: ProcessingContext,
+    direction: Direction,
+    outcome: Outcome,
+    contact: Contact | None,
+    event: InboxEvent,
+) -> None:
+    detail: dict[str, object] = {"reason": outcome.reason}
+    if outcome.values:
+        detail["properties"] = sorted(outcome.values)
+    session.add(
+        DecisionRecord(
+            direction=direction,
+            decision=outcome.decision,
+            contact_id=contact.id if contact else None,
+            source_event=f"{event.source}:{event.id}",
+            detail=detail,
+        )
+    )
+    ctx.recorded.append((direction, outcome.decision))
+
+
+async def _locked_contact(session: AsyncSession, hubspot_id: str) -> Contact | None:
+    """The contact with its row locked (PostgreSQL) and its properties freshly loaded."""
+    return await session.scalar(
+        select(Contact)
+        .where(Contact.hubspot_id == hubspot_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+async def _contact_for(session: AsyncSession, hubspot_id: str) -> Contact:
+    contact = await _locked_contact(session, hubspot_id)
+    if contact is None:
+        contact = Contact(hubspot_id=hubspot_id, properties=[], salesforce_values={})
+        session.add(contact)
+        await session.flush()
+    return contact
+
+
+async def _is_member(session: AsyncSession, contact: Contact, segment_id: int | None) -> bool:
+    if segment_id is None:
+        return False
+    found = await session.scalar(
+        select(SegmentMember.contact_id).where(
+            SegmentMember.segment_id == segment_id, SegmentMember.contact_id == contact.id
+        )
+    )
+    return found is not None
+
+
+def hubspot_properties_to_read(mappings: list[Mapping], filter_properties: set[str]) -> list[str]:
+    """Mapped properties and every property a segment filters on (CONTRACT §4)."""
+    return sorted({"email", *(m.hubspot_property for m in mappings), *filter_properties})
+
+
+async def _gate_and_queue(
+    session: AsyncSession,
+    ctx: ProcessingContext,
+    event: InboxEvent,
+    contact: Contact,
+    *,
+    changed: frozenset[str],
+    stale: bool,
+    full: bool,
+) -> None:
+    inclusion = ctx.inclusion_segment_id
+    was_member = await _is_member(session, contact, inclusion)
+    await refresh_memberships(session, contact)
+    is_member = await _is_member(session, contact, inclusion)
+    membership = Membership(inclusion, member=is_member, joined=is_member and not was_member)
+    change = HubSpotChange(
+        changed=changed,
+        properties=contact.property_values(),
+        salesforce_object=contact.salesforce_object or ctx.new_contacts_as,
+        linked=contact.salesforce_id is not None,
+        salesforce_values=contact.salesforce_values or {},
+        stale=stale,
+        full=full,
+    )
+    outcome = gate_hubspot_change(change, membership, ctx.mappings)
+    await record_decision(session, ctx, Direction.HUBSPOT_TO_SALESFORCE, outcome, contact, event)
+    if outcome.queues_delivery:
+        await enqueue(
+            session,
+            target=Target.SALESFORCE,
+            contact=contact,
+            values=outcome.values,
+            received_at=event.received_at,
+            source_event=f"{event.source}:{event.id}",
+        )
+
+
+def _ignored(reason: str) -> Outcome:
+    return Outcome(Decision.IGNORED, reason)
+
+
+async def process_hubspot_event(
+    session: AsyncSession, ctx: ProcessingContext, event: InboxEvent
+) -> None:
+    """Apply one HubSpot webhook event to the mirror and decide what goes to Salesforce."""
+    parsed = HubSpotEvent.model_validate(event.payload)
+    direction = Direction.HUBSPOT_TO_SALESFORCE
+    hubspot_id = str(parsed.object_id)
+    portal = ctx.config.hubspot_portal_id
+    if portal is not None and parsed.portal_id != portal:
+        outcome = _ignored(f"event from portal {parsed.portal_id}, not portal {portal}")
+        await record_decision(session, ctx, direction, outcome, None, event)
+        return
+
+    kind = parsed.subscription_type
+    if kind == "contact.propertyChange" and parsed.property_name:
+        contact = await _contact_for(session, hubspot_id)
+        if contact.hubspot_deleted_at is not None:
+            await record_decision(
+                session, ctx, direction, _ignored("contact is deleted in HubSpot"), contact, event
+            )
+            return
+        update = store.apply_properties(
+            contact, {parsed.property_name: parsed.property_value}, parsed.occurred_at
+        )
+        await session.flush()
+        await _gate_and_queue(
+            session,
+            ctx,
+            event,
+            contact,
+            changed=update.changed,
+            stale=bool(update.stale) and not update.changed,
+            full=False,
+        )
+    elif kind == "contact.creation":
+        await _process_creation(session, ctx, event, hubspot_id)
+    elif kind in ("contact.deletion", "contact.privacyDeletion"):
+        await _process_deletion(session, ctx, event, hubspot_id, parsed)
+    elif kind == "contact.restore":
+        restored = await _locked_contact(session, hubspot_id)
+        if restored is not None:
+            restored.hubspot_deleted_at = None
+        reason = "restored in HubSpot; later changes sync again under the gate"
+        await record_decision(session, ctx, direction, _ignored(reason), restored, event)
+    elif kind == "contact.merge":
+        await _process_merge(session, ctx, event, parsed)
+    else:
+        outcome = _ignored(f"unsupported event {kind!r}")
+        await record_decision(session, ctx, direction, outcome, None, event)
+
+
+async def _process_creation(
+    session: AsyncSession, ctx: ProcessingContext, event: InboxEvent, hubspot_id: str
+) -> None:
+    direction = Direction.HUBSPOT_TO_SALESFORCE
+    if hubspot_id in ctx.hubspot_read_errors:
+        contact = await _contact_for(session, hubspot_id)
+        reason = f"cannot read the new contact from HubSpot: {ctx.hubspot_read_errors[hubspot_id]}"
+        await record_decision(session, ctx, direction, _ignored(reason), contact, event)
+        return
+    read = ctx.hubspot_reads.get(hubspot_id)
+    if read is None:
+        reason = "the contact no longer exists in HubSpot"
+        await record_decision(
+            session,
+            ctx,
+            direction,
+            _ignored(reason),
+            await _locked_contact(session, hubspot_id),
+            event,
+        )
+        return
+    contact = await _contact_for(session, hubspot_id)
+    update = store.apply_properties(
+        contact, read.properties, max(read.updated_at_ms, event.occurred_at_ms)
+    )
+    await session.flush()
+    await _gate_and_queue(
+        session, ctx, event, contact, changed=update.changed, stale=False, full=True
+    )
+
+
+async def _process_deletion(
+    session: AsyncSession,
+    ctx: ProcessingContext,
+    event: InboxEvent,
+    hubspot_id: str,
+    parsed: HubSpotEvent,
+) -> None:
+    contact = await _locked_contact(session, hubspot_id)
+    if contact is not None:
+        contact.hubspot_deleted_at = datetime.fromtimestamp(parsed.occurred_at / 1000, UTC)
+    privacy = parsed.subscription_type == "contact.privacyDeletion"
+    reason = (
+        "privacy deletion" if privacy else "deleted"
+    ) + " in HubSpot; the Salesforce record is never deleted and the link is kept (rule 9)"
+    await record_decision(
+        session, ctx, Direction.HUBSPOT_TO_SALESFORCE, _ignored(reason), contact, event
+    )
+
+
+async def _process_merge(
+    session: AsyncSession, ctx: ProcessingContext, event: InboxEvent, parsed: HubSpotEvent
+) -> None:
+    """The surviving contact keeps (or takes over) the Salesforce link of the merged ones."""
+    survivor_id = str(parsed.new_object_id or parsed.primary_object_id or parsed.object_id)
+    merged_ids = {str(i) for i in (parsed.merged_object_ids or [])}
+    if parsed.primary_object_id is not None:
+        merged_ids.add(str(parsed.primary_object_id))
+    merged_ids.discard(survivor_id)
+    survivor = await _contact_for(session, survivor_id)
+    for merged_id in sorted(merged_ids):
+        merged = await _locked_contact(session, merged_id)
+        if merged is None:
+            continue
+        if survivor.salesforce_id is None and merged.salesforce_id is not None:
+            salesforce_id, merged.salesforce_id = merged.salesforce_id, None
+            await session.flush()  # the id is unique: free it before the survivor takes it
+            survivor.salesforce_id = salesforce_id
+            survivor.salesforce_object = merged.salesforce_object
+            survivor.salesforce_values = merged.salesforce_values
+            survivor.salesforce_modified_ms = merged.salesforce_modified_ms
+        merged.merged_into_id = survivor.id
+        merged.hubspot_deleted_at = datetime.fromtimestamp(parsed.occurred_at / 1000, UTC)
+    reason = f"merged into HubSpot contact {survivor_id}, which keeps the Salesforce link"
+    await record_decision(
+        session, ctx, Direction.HUBSPOT_TO_SALESFORCE, _ignored(reason), survivor, event
+    )

@@ -1,0 +1,144 @@
+"""End-to-end harness: the real service process, fake platforms, signed webhooks."""
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from app.platforms.hubspot.signature import signed_headers
+
+ADMIN_TOKEN = "e2e-admin-token"
+HUBSPOT_SECRET = "e2e-hubspot-client-secret"
+SALESFORCE_ORG_ID = "00D5g000004SyncEAA"
+PORTAL_ID = 62515
+APP_ID = 424242
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05) -> Any:
+    """Poll until `check()` is truthy; fail with the last value after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    value = check()
+    while not value:
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout} s (last value: {value!r})")
+        time.sleep(interval)
+        value = check()
+    return value
+
+
+class Service:
+    """`python -m app serve` (and optional extra `worker` processes) as child processes."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**env, "SYNCGATE_PUBLIC_URL": self.url}
+        self.log_dir = log_dir
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.http = httpx.Client(base_url=self.url, timeout=10.0)
+        self.api = httpx.Client(
+            base_url=self.url, timeout=30.0, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        )
+
+    def _spawn(self, *args: str) -> subprocess.Popen[bytes]:
+        log = open(self.log_dir / f"{len(self.processes)}-{args[0]}.log", "wb")  # noqa: SIM115
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app", *args],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.processes.append(process)
+        return process
+
+    def start(self, *, worker: bool = True, extra_workers: int = 0) -> "Service":
+        args = ["serve", "--port", str(self.port)] + ([] if worker else ["--no-worker"])
+        self._spawn(*args)
+        for _ in range(extra_workers):
+            self._spawn("worker")
+        wait_until(self._ready, timeout=30.0)
+        return self
+
+    def _ready(self) -> bool:
+        try:
+            return self.http.get("/readyz").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def kill(self) -> None:
+        """SIGKILL every process: no shutdown code runs."""
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+            process.wait(timeout=10)
+        self.processes.clear()
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.processes.clear()
+
+    def logs(self) -> str:
+        return "\n".join(path.read_text(errors="replace") for path in self.log_dir.glob("*.log"))
+
+    def send_hubspot(self, events: list[dict[str, Any]]) -> httpx.Response:
+        body = json.dumps(events, separators=(",", ":")).encode()
+        uri = f"{self.url}/webhooks/hubspot"
+        headers = signed_headers(
+            HUBSPOT_SECRET, "POST", uri, body, timestamp_ms=int(time.time() * 1000)
+        )
+        return self.http.post(
+            "/webhooks/hubspot",
+            content=body,
+            headers={**headers, "Content-Type": "application/json"},
+        )
+
+
+_event_ids = iter(range(1_000_000, 10_000_000))
+
+
+def hubspot_event(kind: str, object_id: int | str, **fields: Any) -> dict[str, Any]:
+    """A webhook event shaped like HubSpot's (occurredAt now unless given)."""
+    return {
+        "eventId": next(_event_ids),
+        "subscriptionId": 4578255,
+        "portalId": PORTAL_ID,
+        "appId": APP_ID,
+        "occurredAt": fields.pop("occurredAt", int(time.time() * 1000)),
+        "subscriptionType": kind,
+        "attemptNumber": 0,
+        "objectId": int(object_id),
+        "changeSource": "CRM_UI",
+        "sourceId": "userId:52530071",
+        **fields,
+    }
+
+
+def property_change(
+    object_id: int | str, name: str, value: str | None, **fields: Any
+) -> dict[str, Any]:
+    return hubspot_event(
+        "contact.propertyChange", object_id, propertyName=name, propertyValue=value, **fields
+    )
