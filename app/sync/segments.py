@@ -257,3 +257,15 @@ async def refresh_memberships(session: AsyncSession, contact: Contact) -> tuple[
                 .execution_options(synchronize_session="fetch")
             )
     return joined, left
+
+
+async def is_member(session: AsyncSession, contact: Contact, segment_id: int | None) -> bool:
+    """Whether the contact is in the segment (False when no segment is given)."""
+    if segment_id is None or contact.id is None:
+        return False
+    found = await session.scalar(
+        select(SegmentMember.contact_id).where(
+            SegmentMember.segment_id == segment_id, SegmentMember.contact_id == contact.id
+        )
+    )
+    return found is not None

@@ -5,9 +5,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from api_helpers import CountRows, Properties, Seed, SeedMany
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from support.api import CountRows, Properties, Seed, SeedMany
 
 from app.sync.contacts import upsert_hubspot_contact
 
@@ -34,8 +34,8 @@ def seed(seed_many: SeedMany) -> Seed:
     """Store one HubSpot contact: `await seed("a@example.com", country="France")`."""
 
     async def seed(email: str | None = None, **properties: str | None) -> int:
-        values: Properties = {"email": email} if email is not None else {}
-        (contact_id,) = await seed_many([values | properties])
+        values: dict[str, str | None] = {"email": email} if email is not None else {}
+        (contact_id,) = await seed_many([{**values, **properties}])
         return contact_id
 
     return seed

@@ -4,7 +4,7 @@ from typing import Any
 
 import httpx
 import pytest
-from api_helpers import CONTACT_KEYS, Seed, SeedMany, assert_error, assert_validation_error
+from support.api import CONTACT_KEYS, Seed, SeedMany, assert_error, assert_validation_error
 
 
 async def page(client: httpx.AsyncClient, **params: Any) -> dict[str, Any]:

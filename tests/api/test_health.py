@@ -19,7 +19,7 @@ TOKEN = "health-test-token"
 @asynccontextmanager
 async def serving(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     """An app on its own database, started through its real lifespan."""
-    config = Settings(database_url=database_url, admin_token=TOKEN, _env_file=None)  # type: ignore[call-arg]
+    config = Settings(database_url=database_url, admin_token=TOKEN, _env_file=None)
     app = create_app(config, run_worker=False)
     async with (
         app.router.lifespan_context(app),

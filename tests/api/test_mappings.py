@@ -4,7 +4,7 @@ from typing import Any
 
 import httpx
 import pytest
-from api_helpers import assert_validation_error
+from support.api import assert_validation_error
 
 RULES = {"two_way", "prefer_salesforce_unless_blank", "always_salesforce", "dont_sync"}
 ITEM_KEYS = {"hubspot_property", "lead_field", "contact_field", "rule"}

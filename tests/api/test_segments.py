@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
-from api_helpers import (
+from support.api import (
     CONTACT_KEYS,
     SEGMENT_KEYS,
     CountRows,

@@ -4,7 +4,7 @@ from typing import Any
 
 import httpx
 import pytest
-from api_helpers import assert_error, assert_validation_error
+from support.api import assert_error, assert_validation_error
 
 DEFAULTS = {
     "inclusion_segment_id": None,

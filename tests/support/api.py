@@ -1,6 +1,6 @@
-"""Assertions shared by the admin API tests (imported as `api_helpers`)."""
+"""Assertions shared by the admin API tests (`support.api`)."""
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -8,7 +8,7 @@ import httpx
 CONTACT_KEYS = {"id", "email", "hubspot_id", "salesforce_id", "salesforce_object", "properties"}
 SEGMENT_KEYS = {"id", "name", "type", "filter", "status", "size", "created_at", "updated_at"}
 
-Properties = dict[str, str | None]
+Properties = Mapping[str, str | None]
 Seed = Callable[..., Awaitable[int]]
 SeedMany = Callable[[Sequence[Properties]], Awaitable[list[int]]]
 CountRows = Callable[[Any], Awaitable[int]]
