@@ -68,7 +68,7 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=database_url, admin_token=ADMIN_TOKEN, _env_file=None)  # type: ignore[call-arg]
+    return Settings(database_url=database_url, admin_token=ADMIN_TOKEN, _env_file=None)
 
 
 @pytest.fixture

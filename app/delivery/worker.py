@@ -8,6 +8,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
+from app.delivery.hubspot import HubSpotDeliverer
 from app.delivery.salesforce import SalesforceDeliverer
 from app.errors import is_store_outage
 from app.inbox.processing import InboxProcessor
@@ -31,6 +32,7 @@ class Worker:
         self.steps: list[tuple[str, Callable[[], Awaitable[int]]]] = [
             ("inbox", InboxProcessor(config, session_factory, hubspot).run_once),
             ("salesforce", SalesforceDeliverer(config, session_factory, salesforce).run_once),
+            ("hubspot", HubSpotDeliverer(config, session_factory, hubspot).run_once),
         ]
 
     async def run_once(self) -> bool:

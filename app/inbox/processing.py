@@ -25,6 +25,7 @@ from app.sync.processor import (
     hubspot_properties_to_read,
     process_hubspot_event,
 )
+from app.sync.salesforce_events import process_salesforce_event
 
 log = logging.getLogger("syncgate.inbox")
 
@@ -169,7 +170,7 @@ class InboxProcessor:
                     if event.source == Source.HUBSPOT:
                         await process_hubspot_event(session, ctx, event)
                     else:
-                        raise NotImplementedError("Salesforce notifications are not processed yet")
+                        await process_salesforce_event(session, ctx, event)
             except Exception as error:
                 del ctx.recorded[recorded:]
                 log.exception("event processing failed")

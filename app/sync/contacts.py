@@ -44,7 +44,9 @@ def apply_properties(
     changed: set[str] = set()
     stale: set[str] = set()
     for name, raw in values.items():
-        value = raw if raw not in ("", None) else None
+        # PostgreSQL text cannot hold NUL; HubSpot never means one.
+        value = raw.replace("\x00", "") if raw else None
+        value = value or None
         existing = current.get(name)
         if existing is None:
             contact.properties.append(

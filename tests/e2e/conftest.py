@@ -6,10 +6,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_harness import ADMIN_TOKEN, APP_ID, HUBSPOT_SECRET, PORTAL_ID, SALESFORCE_ORG_ID, Service
 from fakes.hubspot import FakeHubSpot, create_hubspot_app
 from fakes.salesforce import FakeSalesforce, create_salesforce_app
 from fakes.server import FakeServer
+from support.service import (
+    ADMIN_TOKEN,
+    APP_ID,
+    HUBSPOT_SECRET,
+    PORTAL_ID,
+    SALESFORCE_ORG_ID,
+    Service,
+)
 
 
 @pytest.fixture(scope="session")

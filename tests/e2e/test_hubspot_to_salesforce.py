@@ -5,9 +5,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from e2e_harness import Service, hubspot_event, property_change, wait_until
 from fakes.hubspot import FakeHubSpot
 from fakes.salesforce import FakeSalesforce
+from support.service import Service, hubspot_event, property_change, wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 
 import httpx
 import pytest
@@ -103,6 +104,18 @@ class Service:
     def logs(self) -> str:
         return "\n".join(path.read_text(errors="replace") for path in self.log_dir.glob("*.log"))
 
+    def send_salesforce(self, notifications: list[dict[str, Any]]) -> httpx.Response:
+        return self.http.post(
+            "/webhooks/salesforce",
+            content=outbound_message(notifications),
+            headers={"Content-Type": "text/xml; charset=UTF-8", "SOAPAction": '""'},
+        )
+
+    def decisions(self, **params: Any) -> list[dict[str, Any]]:
+        response = self.api.get("/api/decisions", params=params)
+        assert response.status_code == 200, response.text
+        return list(response.json()["items"])
+
     def send_hubspot(self, events: list[dict[str, Any]]) -> httpx.Response:
         body = json.dumps(events, separators=(",", ":")).encode()
         uri = f"{self.url}/webhooks/hubspot"
@@ -142,3 +155,49 @@ def property_change(
     return hubspot_event(
         "contact.propertyChange", object_id, propertyName=name, propertyValue=value, **fields
     )
+
+
+SOBJECT_NS = "urn:sobject.enterprise.soap.sforce.com"
+_notification_ids = iter(range(1, 10_000_000))
+
+
+def salesforce_time(epoch_seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(epoch_seconds))
+
+
+def notification(object_type: str, record_id: str, **fields: str | None) -> dict[str, Any]:
+    """One Outbound Message notification (a fresh notification id each time)."""
+    return {
+        "id": f"04l1I{next(_notification_ids):013d}",
+        "type": object_type,
+        "fields": {"Id": record_id, **fields},
+    }
+
+
+def outbound_message(notifications: list[dict[str, Any]], org_id: str = SALESFORCE_ORG_ID) -> bytes:
+    """A SOAP envelope shaped like the real one in reference/salesforce.md §1.4."""
+    parts = []
+    for item in notifications:
+        values = "".join(
+            f'<sf:{name} xsi:nil="true"/>'
+            if value is None
+            else f"<sf:{name}>{escape(value)}</sf:{name}>"
+            for name, value in item["fields"].items()
+        )
+        parts.append(
+            f"<Notification><Id>{item['id']}</Id>"
+            f'<sObject xsi:type="sf:{item["type"]}" xmlns:sf="{SOBJECT_NS}">'
+            f"{values}</sObject></Notification>"
+        )
+    return (
+        '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" '
+        'xmlns:xsd="http://www.w3.org/2001/XMLSchema" '
+        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body>'
+        '<notifications xmlns="http://soap.sforce.com/2005/09/outbound">'
+        f"<OrganizationId>{org_id}</OrganizationId><ActionId>04k1I000000bmsHQAQ</ActionId>"
+        '<SessionId xsi:nil="true"/>'
+        "<EnterpriseUrl>https://example.my.salesforce.com/services/Soap/c/62.0/00D</EnterpriseUrl>"
+        "<PartnerUrl>https://example.my.salesforce.com/services/Soap/u/62.0/00D</PartnerUrl>"
+        + "".join(parts)
+        + "</notifications></soapenv:Body></soapenv:Envelope>"
+    ).encode()
