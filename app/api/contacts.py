@@ -10,7 +10,8 @@ from app.api.paging import Cursor, Limit, encode_cursor
 from app.errors import NotFound
 from app.sync.contacts import normalise_email
 from app.sync.models import Contact
-from app.sync.schemas import ContactOut, ContactPage, Email, RowId
+from app.sync.schemas import ContactOut, ContactPage, Email, RowId, SyncStatusOut
+from app.sync.status import sync_status
 
 router = APIRouter(prefix="/api/contacts", tags=["contacts"], dependencies=[AdminDep])
 
@@ -39,3 +40,11 @@ async def get_contact(contact_id: RowId, session: SessionDep) -> ContactOut:
     if contact is None:
         raise NotFound(f"contact {contact_id} does not exist")
     return ContactOut.of(contact)
+
+
+@router.get("/{contact_id}/sync-status")
+async def get_sync_status(contact_id: RowId, session: SessionDep) -> SyncStatusOut:
+    contact = await session.get(Contact, contact_id)
+    if contact is None:
+        raise NotFound(f"contact {contact_id} does not exist")
+    return SyncStatusOut.model_validate(await sync_status(session, contact))

@@ -3,10 +3,11 @@
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
-from app import metrics as _metrics  # noqa: F401 - importing registers syncgate's metrics
+from app.delivery.models import Delivery, DeliveryStatus
 from app.errors import is_store_outage
+from app.metrics import OUTBOX_PENDING
 from app.migrate import current_revision
 
 router = APIRouter(tags=["operations"])
@@ -43,5 +44,18 @@ async def readyz(request: Request) -> JSONResponse:
 
 
 @router.get("/metrics", response_class=Response)
-async def metrics() -> Response:
+async def metrics(request: Request) -> Response:
+    try:
+        async with request.app.state.session_factory() as session:
+            OUTBOX_PENDING.set(
+                await session.scalar(
+                    select(func.count())
+                    .select_from(Delivery)
+                    .where(Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.IN_FLIGHT]))
+                )
+                or 0
+            )
+    except Exception as error:
+        if not is_store_outage(error):
+            raise
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

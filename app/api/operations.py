@@ -14,18 +14,9 @@ from app.errors import Conflict, NotFound
 from app.models import utc_now
 from app.sync.gate import Decision, Direction
 from app.sync.models import DecisionRecord
+from app.sync.schemas import DecisionOut
 
 router = APIRouter(prefix="/api", tags=["operations"], dependencies=[AdminDep])
-
-
-class DecisionOut(BaseModel):
-    id: int
-    at: datetime
-    direction: Direction
-    decision: Decision
-    contact_id: int | None
-    source_event: str | None
-    detail: dict[str, Any]
 
 
 class DecisionList(BaseModel):

@@ -12,6 +12,7 @@ from app.delivery.hubspot import HubSpotDeliverer
 from app.delivery.salesforce import SalesforceDeliverer
 from app.errors import is_store_outage
 from app.inbox.processing import InboxProcessor
+from app.jobs.runner import JobRunner
 from app.platforms.hubspot.client import HubSpotClient
 from app.platforms.salesforce.client import SalesforceClient
 
@@ -33,6 +34,7 @@ class Worker:
             ("inbox", InboxProcessor(config, session_factory, hubspot).run_once),
             ("salesforce", SalesforceDeliverer(config, session_factory, salesforce).run_once),
             ("hubspot", HubSpotDeliverer(config, session_factory, hubspot).run_once),
+            ("jobs", JobRunner(config, session_factory, hubspot, salesforce).run_once),
         ]
 
     async def run_once(self) -> bool:

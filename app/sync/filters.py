@@ -428,3 +428,32 @@ def _sql_value(op: Operator, operand: Operand) -> ColumnElement[bool]:
         return _p.value_folded.endswith(_fold_operand(operand), autoescape=True)
     result: ColumnElement[bool] = _COMPARE[op](_p.value_number, _bound(operand))
     return result
+
+
+def describe(filter: Filter) -> str:
+    """The filter in words, e.g. `lifecyclestage eq 'customer'`."""
+    if isinstance(filter, Condition):
+        if filter.operator in (Operator.IS_KNOWN, Operator.IS_UNKNOWN):
+            return f"{filter.property} {filter.operator.value}"
+        value = list(filter.value) if isinstance(filter.value, tuple) else filter.value
+        return f"{filter.property} {filter.operator.value} {value!r}"
+    if isinstance(filter, Not):
+        return f"not ({describe(filter.filter)})"
+    joiner = " and " if isinstance(filter, All) else " or "
+    return "(" + joiner.join(describe(f) for f in filter.filters) + ")"
+
+
+def why_not(filter: Filter, properties: Mapping[str, str | None]) -> str | None:
+    """Why a contact does not match, in words; None when it matches."""
+    if matches(filter, properties):
+        return None
+    if isinstance(filter, Condition):
+        current = properties.get(filter.property)
+        has = f"is {current!r}" if current not in (None, "") else "has no value"
+        return f"{describe(filter)} fails: {filter.property} {has}"
+    if isinstance(filter, All):
+        return next(r for f in filter.filters if (r := why_not(f, properties)) is not None)
+    if isinstance(filter, AnyOf):
+        reasons = [why_not(f, properties) for f in filter.filters]
+        return "none of the alternatives holds: " + "; ".join(r for r in reasons if r)
+    return f"{describe(filter)} fails: {describe(filter.filter)} holds"

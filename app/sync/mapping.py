@@ -20,8 +20,9 @@ class Mapping:
 
 EMAIL_MAPPING = Mapping("email", "Email", "Email", SyncRule.TWO_WAY)
 
-# Modelled on the default contact mappings of HubSpot's own connector (reference/hubspot.md §4.5).
-# Qualification fields that Salesforce owns default to "prefer Salesforce unless blank".
+# Modelled on the default contact mappings of HubSpot's own connector (reference/hubspot.md §4.5),
+# limited to standard HubSpot properties whose values carry over as they are: picklists such as
+# Lead Status or employee ranges have different options on each side and need a custom mapping.
 DEFAULT_MAPPINGS: tuple[Mapping, ...] = (
     EMAIL_MAPPING,
     Mapping("firstname", "FirstName", "FirstName", SyncRule.TWO_WAY),
@@ -40,11 +41,6 @@ DEFAULT_MAPPINGS: tuple[Mapping, ...] = (
     Mapping("website", "Website", None, SyncRule.TWO_WAY),
     Mapping("industry", "Industry", None, SyncRule.TWO_WAY),
     Mapping("annualrevenue", "AnnualRevenue", None, SyncRule.TWO_WAY),
-    Mapping("numemployees", "NumberOfEmployees", None, SyncRule.TWO_WAY),
-    Mapping("description", "Description", "Description", SyncRule.TWO_WAY),
-    Mapping("hs_lead_status", "Status", None, SyncRule.PREFER_SALESFORCE_UNLESS_BLANK),
-    Mapping("leadsource", "LeadSource", "LeadSource", SyncRule.PREFER_SALESFORCE_UNLESS_BLANK),
-    Mapping("rating", "Rating", None, SyncRule.PREFER_SALESFORCE_UNLESS_BLANK),
 )
 
 

@@ -26,7 +26,7 @@ def is_creation(fields: dict[str, str | None], record_known: bool) -> bool:
     return created_ms // 1000 == modified_ms // 1000
 
 
-async def _match(session: AsyncSession, record_id: str, email: str | None) -> Contact | None:
+async def match_contact(session: AsyncSession, record_id: str, email: str | None) -> Contact | None:
     """Rule 6: by link first, then by email (case-insensitive)."""
     linked = await session.scalar(
         select(Contact)
@@ -46,7 +46,7 @@ async def _match(session: AsyncSession, record_id: str, email: str | None) -> Co
     )
 
 
-def _link(contact: Contact, object_type: str, record_id: str, modified_ms: int) -> bool:
+def link_record(contact: Contact, object_type: str, record_id: str, modified_ms: int) -> bool:
     """Point the contact at this record unless it follows a more recently modified one."""
     if contact.salesforce_id == record_id:
         return True
@@ -80,7 +80,7 @@ async def process_salesforce_event(
         return
 
     modified_ms = salesforce_time_ms(fields.get("LastModifiedDate")) or event.occurred_at_ms
-    contact = await _match(session, record_id, fields.get("Email"))
+    contact = await match_contact(session, record_id, fields.get("Email"))
     record_known = contact is not None and contact.salesforce_id == record_id
     if contact is not None and contact.hubspot_deleted_at is not None:
         reason = "the HubSpot contact is deleted; it is never recreated (rule 9)"
@@ -115,7 +115,7 @@ async def process_salesforce_event(
                 email=normalise_email(fields.get("Email")), properties=[], salesforce_values={}
             )
             session.add(contact)
-        if _link(contact, object_type, record_id, modified_ms):
+        if link_record(contact, object_type, record_id, modified_ms):
             contact.salesforce_values = {**(contact.salesforce_values or {}), **fields}
             contact.salesforce_modified_ms = max(modified_ms, contact.salesforce_modified_ms or 0)
         await session.flush()

@@ -5,6 +5,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
+from app.sync.gate import Decision, Direction
 from app.sync.models import Contact, Segment, SegmentStatus, SegmentType, SyncRule
 
 # The INTEGER range of the id columns: a number outside it names no row, and the database
@@ -188,3 +189,35 @@ class MappingList(BaseModel):
         if duplicates:
             raise ValueError(f"each HubSpot property may be mapped once: {', '.join(duplicates)}")
         return self
+
+
+class DecisionOut(BaseModel):
+    id: int
+    at: datetime
+    direction: Direction
+    decision: Decision
+    contact_id: int | None
+    source_event: str | None
+    detail: dict[str, Any]
+
+
+class DeadDeliveryOut(BaseModel):
+    id: int
+    target: str
+    last_error: str | None
+
+
+class SalesforceLink(BaseModel):
+    id: str
+    object: str | None
+
+
+class SyncStatusOut(BaseModel):
+    inclusion_segment_id: int | None
+    in_inclusion_segment: bool | None
+    would_sync: bool
+    reason: str
+    last_decisions: list[DecisionOut]
+    pending_deliveries: int
+    dead_deliveries: list[DeadDeliveryOut]
+    salesforce: SalesforceLink | None

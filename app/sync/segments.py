@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db import insert_ignoring_conflicts
 from app.errors import Conflict, NotFound, Unprocessable
 from app.sync.contacts import normalise_email
-from app.sync.filters import Filter, InvalidFilter, matches, parse_filter, to_sql
+from app.sync.filters import Filter, InvalidFilter, matches, parse_filter, property_names, to_sql
 from app.sync.models import (
     Contact,
     Segment,
@@ -269,3 +269,26 @@ async def is_member(session: AsyncSession, contact: Contact, segment_id: int | N
         )
     )
     return found is not None
+
+
+async def filter_properties(session: AsyncSession) -> set[str]:
+    """Every property that an active segment's filter names."""
+    filters = (
+        await session.scalars(select(Segment.filter).where(Segment.type == SegmentType.ACTIVE))
+    ).all()
+    names: set[str] = set()
+    for raw in filters:
+        names |= property_names(parse_filter(raw))
+    return names
+
+
+async def mark_active_segments_processing(session: AsyncSession) -> list[int]:
+    """Flag every active segment as being recomputed; returns their ids."""
+    ids = list(
+        (await session.scalars(select(Segment.id).where(Segment.type == SegmentType.ACTIVE))).all()
+    )
+    if ids:
+        await session.execute(
+            update(Segment).where(Segment.id.in_(ids)).values(status=SegmentStatus.PROCESSING)
+        )
+    return ids
