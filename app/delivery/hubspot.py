@@ -204,7 +204,10 @@ class HubSpotDeliverer:
                     outcomes.append("done")
                 elif result.transient and item.attempts < self.config.max_attempts:
                     log.warning(
-                        "HubSpot delivery %s failed, will retry: %s", item.id, result.message
+                        "HubSpot delivery %s failed, will retry: %s",
+                        item.id,
+                        result.message,
+                        extra={"fields": {"delivery_id": item.id, "contact_id": item.contact_id}},
                     )
                     delivery.status = DeliveryStatus.PENDING
                     delivery.next_attempt_at = now + retry_delay(
@@ -214,7 +217,12 @@ class HubSpotDeliverer:
                     entry |= {"outcome": "retry", "error": result.message}
                     outcomes.append("retry")
                 else:
-                    log.error("HubSpot delivery %s is dead: %s", item.id, result.message)
+                    log.error(
+                        "HubSpot delivery %s is dead: %s",
+                        item.id,
+                        result.message,
+                        extra={"fields": {"delivery_id": item.id, "contact_id": item.contact_id}},
+                    )
                     delivery.status = DeliveryStatus.DEAD
                     delivery.last_error = result.message
                     entry |= {"outcome": "dead", "error": result.message}

@@ -179,6 +179,8 @@ class InboxProcessor:
             event.status = InboxStatus.DONE
             event.processed_at = utc_now()
             event.last_error = None
+            outcomes = [decision.value for _, decision in ctx.recorded[recorded:]]
+            log.info("processed %s: %s", event.kind, ", ".join(outcomes) or "no decision")
 
     def _postpone(self, event: InboxEvent, attempts: int, error: str) -> None:
         event.last_error = error[:2000]

@@ -104,10 +104,12 @@ class Service:
     def logs(self) -> str:
         return "\n".join(path.read_text(errors="replace") for path in self.log_dir.glob("*.log"))
 
-    def send_salesforce(self, notifications: list[dict[str, Any]]) -> httpx.Response:
+    def send_salesforce(
+        self, notifications: list[dict[str, Any]], session_id: str | None = None
+    ) -> httpx.Response:
         return self.http.post(
             "/webhooks/salesforce",
-            content=outbound_message(notifications),
+            content=outbound_message(notifications, session_id=session_id),
             headers={"Content-Type": "text/xml; charset=UTF-8", "SOAPAction": '""'},
         )
 
@@ -174,7 +176,11 @@ def notification(object_type: str, record_id: str, **fields: str | None) -> dict
     }
 
 
-def outbound_message(notifications: list[dict[str, Any]], org_id: str = SALESFORCE_ORG_ID) -> bytes:
+def outbound_message(
+    notifications: list[dict[str, Any]],
+    org_id: str = SALESFORCE_ORG_ID,
+    session_id: str | None = None,
+) -> bytes:
     """A SOAP envelope shaped like the real one in reference/salesforce.md §1.4."""
     parts = []
     for item in notifications:
@@ -195,8 +201,8 @@ def outbound_message(notifications: list[dict[str, Any]], org_id: str = SALESFOR
         'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body>'
         '<notifications xmlns="http://soap.sforce.com/2005/09/outbound">'
         f"<OrganizationId>{org_id}</OrganizationId><ActionId>04k1I000000bmsHQAQ</ActionId>"
-        '<SessionId xsi:nil="true"/>'
-        "<EnterpriseUrl>https://example.my.salesforce.com/services/Soap/c/62.0/00D</EnterpriseUrl>"
+        + (f"<SessionId>{session_id}</SessionId>" if session_id else '<SessionId xsi:nil="true"/>')
+        + "<EnterpriseUrl>https://example.my.salesforce.com/services/Soap/c/62.0/00D</EnterpriseUrl>"
         "<PartnerUrl>https://example.my.salesforce.com/services/Soap/u/62.0/00D</PartnerUrl>"
         + "".join(parts)
         + "</notifications></soapenv:Body></soapenv:Envelope>"
