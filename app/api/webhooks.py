@@ -1,15 +1,20 @@
 """Webhook intake (§4): verify, store durably in the inbox, acknowledge."""
 
 import hmac
+import logging
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel
+from pydantic import AnyHttpUrl, BaseModel
 
 from app.api.deps import SessionDep, SettingsDep
-from app.errors import AppError, NotFound, is_store_outage
+from app.config import Settings
+from app.errors import AppError, NotFound, error_body, is_store_outage
+from app.inbox.models import KIND_MAX_LENGTH
 from app.inbox.store import store_hubspot_events, store_salesforce_message
 from app.metrics import WEBHOOK_EVENTS
 from app.platforms.hubspot.events import HubSpotEvent, InvalidBody, parse_body
@@ -24,6 +29,15 @@ from app.platforms.salesforce.outbound_message import (
 )
 
 SOAP_CONTENT_TYPE = "text/xml; charset=utf-8"
+
+log = logging.getLogger("syncgate.webhooks")
+
+
+def _configured(value: str | None) -> str | None:
+    """A secret-like setting, or None when it is unset or blank (blank never acts as a key)."""
+    if value is None or not value.strip():
+        return None
+    return value
 
 
 class BadRequest(AppError):
@@ -60,21 +74,39 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def _signed_uri(request: Request, public_url: str | None) -> str:
+    """The URI HubSpot signed: our public origin (or the request's), then path and query as sent.
+
+    The path is the raw one (starlette's `url.path` is percent-decoded) and the query is taken
+    byte for byte; neither is normalised, so the 12 v3 escapes are decoded only by the verifier.
+    """
+    raw_path = request.scope.get("raw_path")
+    path = raw_path.decode("utf-8", "replace") if raw_path else str(request.scope["path"])
+    query = request.scope.get("query_string", b"").decode("utf-8", "replace")
     if public_url is None:
-        return str(request.url)
-    query = f"?{request.url.query}" if request.url.query else ""
-    return public_url.rstrip("/") + request.url.path + query
+        base = request.base_url
+        origin = f"{base.scheme}://{base.netloc}"
+    else:
+        origin = public_url.rstrip("/")
+    return origin + path + (f"?{query}" if query else "")
+
+
+def _public_origin(settings: Settings) -> str | None:
+    """SYNCGATE_PUBLIC_URL as the settings parse it, also when a copy was given a plain string."""
+    value = settings.public_url
+    if value is None or not str(value).strip():
+        return None
+    return str(AnyHttpUrl(str(value).strip()))
 
 
 async def verified_hubspot_events(
     request: Request, settings: SettingsDep
 ) -> list[tuple[HubSpotEvent, dict[str, Any]]]:
     """The events of a request whose HubSpot signature verifies; fails closed."""
-    secret = settings.hubspot_client_secret
+    secret = _configured(settings.hubspot_client_secret)
     if secret is None:
         raise NotFound("HubSpot intake is disabled (no SYNCGATE_HUBSPOT_CLIENT_SECRET)")
     body = await read_body(request, settings.max_body_bytes)
-    public_url = str(settings.public_url) if settings.public_url else None
+    public_url = _public_origin(settings)
     try:
         verify_request(
             client_secret=secret,
@@ -84,12 +116,10 @@ async def verified_hubspot_events(
             headers=request.headers,
         )
     except SignatureError as error:
-        WEBHOOK_EVENTS.labels("hubspot", "rejected").inc()
         raise InvalidSignature(f"HubSpot signature rejected: {error}") from None
     try:
         return parse_body(body)
     except InvalidBody as error:
-        WEBHOOK_EVENTS.labels("hubspot", "rejected").inc()
         raise BadRequest(str(error)) from None
 
 
@@ -98,7 +128,33 @@ class Acknowledgement(BaseModel):
     duplicates: int
 
 
-hubspot_router = APIRouter(tags=["webhooks"])
+class HubSpotRoute(APIRoute):
+    """Counts every refused HubSpot request; the app's error handlers render the JSON answer."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def counting_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except AppError:
+                WEBHOOK_EVENTS.labels("hubspot", "rejected").inc()
+                raise
+            except Exception as error:
+                if not is_store_outage(error):
+                    raise
+                WEBHOOK_EVENTS.labels("hubspot", "rejected").inc()
+                # Every kind of outage (not only DBAPIError) is a 503, so HubSpot retries.
+                return JSONResponse(
+                    error_body("store_unavailable", "the database is unavailable; retry later"),
+                    status_code=503,
+                    headers={"Retry-After": "5"},
+                )
+
+        return counting_handler
+
+
+hubspot_router = APIRouter(tags=["webhooks"], route_class=HubSpotRoute)
 
 
 @hubspot_router.post(
@@ -129,19 +185,29 @@ class SoapRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def soap_handler(request: Request) -> Response:
+            headers: dict[str, str] | None = None
             try:
                 return await handler(request)
             except AppError as error:
                 status, message = error.status_code, error.message
+            except RequestValidationError:
+                status, message = 400, "invalid request parameters"
             except Exception as error:
-                if not is_store_outage(error):
-                    raise
-                status, message = 503, "the store is unavailable; retry later"
+                if is_store_outage(error):
+                    status, message = 503, "the store is unavailable; retry later"
+                else:
+                    # Salesforce shows the faultstring in its Outbound Message monitor; a
+                    # plain-text 500 would only read as "invalid XML response" there.
+                    log.exception("Salesforce Outbound Message failed")
+                    status, message = 500, "internal error; retry later"
+            if status >= 500:
+                headers = {"Retry-After": "5"}
             WEBHOOK_EVENTS.labels("salesforce", "rejected").inc()
             return Response(
                 soap_fault(message, client_fault=status < 500),
                 status_code=status,
                 media_type=SOAP_CONTENT_TYPE,
+                headers=headers,
             )
 
         return soap_handler
@@ -156,10 +222,10 @@ async def verified_outbound_message(
     token: Annotated[str | None, Query(description="SYNCGATE_SALESFORCE_WEBHOOK_TOKEN")] = None,
 ) -> OutboundMessage:
     """The Outbound Message of a request from our org (and with our token, when one is set)."""
-    org_id = settings.salesforce_org_id
+    org_id = _configured(settings.salesforce_org_id)
     if org_id is None:
         raise NotFound("Salesforce intake is disabled (no SYNCGATE_SALESFORCE_ORG_ID)")
-    expected_token = settings.salesforce_webhook_token
+    expected_token = _configured(settings.salesforce_webhook_token)
     if expected_token is not None and not hmac.compare_digest(
         (token or "").encode(), expected_token.encode()
     ):
@@ -171,6 +237,13 @@ async def verified_outbound_message(
         raise BadRequest(f"not a Salesforce Outbound Message: {error}") from None
     if not organization_matches(message.organization_id, org_id):
         raise Forbidden("OrganizationId is not this service's Salesforce org")
+    for position, notification in enumerate(message.notifications, start=1):
+        if len(notification.object_type) > KIND_MAX_LENGTH:
+            # No Salesforce object name is this long (API names have at most 43 characters).
+            raise BadRequest(
+                f"not a Salesforce Outbound Message: Notification #{position} sObject type"
+                f" is longer than {KIND_MAX_LENGTH} characters"
+            )
     return message
 
 

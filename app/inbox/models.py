@@ -9,6 +9,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models import Base, UTCDateTime, utc_now
 
+# Length of the `kind` column (a HubSpot subscription type or a Salesforce sObject type).
+KIND_MAX_LENGTH = 64
+
 
 class Source(StrEnum):
     HUBSPOT = "hubspot"
@@ -27,7 +30,7 @@ class InboxEvent(Base):
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     source: Mapped[str] = mapped_column(String(16))
     dedup_key: Mapped[str] = mapped_column(String(128))
-    kind: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(KIND_MAX_LENGTH))
     # The record the event is about ("hubspot:<objectId>" or "salesforce:<record id>").
     object_key: Mapped[str] = mapped_column(String(64))
     occurred_at_ms: Mapped[int] = mapped_column(BigInteger)

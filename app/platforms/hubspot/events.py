@@ -4,9 +4,12 @@ import hashlib
 import json
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic_core import from_json
 
 MAX_EVENTS_PER_REQUEST = 1000
+# Values stored in BIGINT columns (occurred_at_ms) or in the 64-character object_key.
+_MAX_INT64 = 2**63 - 1
 
 SUBSCRIPTION_TYPES = frozenset(
     {
@@ -29,10 +32,18 @@ class HubSpotEvent(BaseModel):
     subscription_id: int | None = Field(default=None, alias="subscriptionId")
     portal_id: int = Field(alias="portalId")
     app_id: int | None = Field(default=None, alias="appId")
-    occurred_at: int = Field(alias="occurredAt", ge=0)
-    subscription_type: str = Field(alias="subscriptionType", min_length=1, max_length=64)
+    occurred_at: int = Field(alias="occurredAt", ge=0, le=_MAX_INT64)
+    # Real deliveries say `subscriptionType`; HubSpot's own documented example says `eventType`.
+    # No control characters: the value is stored in a text column (PostgreSQL refuses NUL).
+    subscription_type: str = Field(
+        alias="subscriptionType",
+        validation_alias=AliasChoices("subscriptionType", "eventType", "subscription_type"),
+        min_length=1,
+        max_length=64,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+    )
     attempt_number: int = Field(default=0, alias="attemptNumber")
-    object_id: int = Field(alias="objectId")
+    object_id: int = Field(alias="objectId", ge=-_MAX_INT64, le=_MAX_INT64)
     change_source: str | None = Field(default=None, alias="changeSource")
     source_id: str | None = Field(default=None, alias="sourceId")
     change_flag: str | None = Field(default=None, alias="changeFlag")
@@ -54,13 +65,19 @@ class InvalidBody(ValueError):
 def parse_body(body: bytes) -> list[tuple[HubSpotEvent, dict[str, Any]]]:
     """Each event parsed, next to the raw object it came from."""
     try:
-        raw_events = _body_adapter.validate_json(body)
-    except ValidationError:
+        # NaN and Infinity are not JSON, and no store can keep them in a JSON column.
+        raw_events = _body_adapter.validate_python(from_json(body, allow_inf_nan=False))
+    except (ValueError, ValidationError):
         raise InvalidBody("body must be a JSON array of event objects") from None
     if len(raw_events) > MAX_EVENTS_PER_REQUEST:
         raise InvalidBody(f"at most {MAX_EVENTS_PER_REQUEST} events per request")
     parsed = []
     for index, raw in enumerate(raw_events):
+        try:
+            # A number too large for a float (1e400) parses as infinity.
+            json.dumps(raw, allow_nan=False)
+        except ValueError:
+            raise InvalidBody(f"event [{index}]: numbers must be finite") from None
         try:
             parsed.append((_event_adapter.validate_python(raw), raw))
         except ValidationError as error:
