@@ -18,7 +18,6 @@ from app.metrics import DELIVERIES, FORWARD_LATENCY
 from app.models import utc_now
 from app.platforms.salesforce.client import (
     PermanentError,
-    RecordResult,
     SalesforceClient,
     SalesforceError,
     SalesforceRecord,
@@ -35,6 +34,7 @@ BATCH_SIZE = 200  # records per sObject Collections call
 LEASE = timedelta(seconds=180)
 NOT_PROVIDED = "[not provided]"
 REQUIRED_LEAD_FIELDS = ("LastName", "Company")
+CONVERTED_LEAD = "CANNOT_UPDATE_CONVERTED_LEAD"
 
 
 @dataclass
@@ -48,11 +48,13 @@ class Claimed:
     email: str | None
     salesforce_id: str | None
     salesforce_object: str | None
+    merged_into_id: int | None
     # Filled while sending.
     object_type: str = ""
     record_id: str | None = None
     fields: dict[str, Any] = field(default_factory=dict)
     found: SalesforceRecord | None = None
+    converted_from: str | None = None  # the converted Lead this now writes to the Contact of
 
 
 @dataclass
@@ -61,6 +63,7 @@ class Result:
     message: str = ""
     transient: bool = False
     retry_after: float | None = None
+    code: str | None = None
 
 
 def to_salesforce_fields(
@@ -140,6 +143,12 @@ class SalesforceDeliverer:
                     .with_for_update(skip_locked=True, of=Delivery)
                 )
             ).all()
+            # A reclaimed delivery (its worker died) and a newer pending one of the same contact
+            # are both due: send only the older, or an unlinked contact is created twice.
+            first_per_contact: dict[int, Delivery] = {}
+            for row in rows:
+                first_per_contact.setdefault(row.contact_id, row)
+            rows = list(first_per_contact.values())
             if not rows:
                 return [], [], ""
             ids = [row.id for row in rows]
@@ -170,6 +179,7 @@ class SalesforceDeliverer:
                     email=contacts[row.contact_id].email,
                     salesforce_id=contacts[row.contact_id].salesforce_id,
                     salesforce_object=contacts[row.contact_id].salesforce_object,
+                    merged_into_id=contacts[row.contact_id].merged_into_id,
                 )
                 for row in rows
             ]
@@ -183,7 +193,14 @@ class SalesforceDeliverer:
         claimed, mappings, new_as = await self._claim()
         if not claimed:
             return 0
-        results = await self._send(self.client, claimed, mappings, new_as)
+        try:
+            results = await self._send(self.client, claimed, mappings, new_as)
+        except Exception as error:
+            # Recorded as a failed attempt, so that max_attempts still ends it as dead instead
+            # of leaving it in flight to be reclaimed forever.
+            log.exception("sending to Salesforce failed unexpectedly")
+            failure = Result(ok=False, message=f"{type(error).__name__}: {error}", transient=True)
+            results = {c.id: failure for c in claimed}
         await self._record(claimed, results)
         return len(claimed)
 
@@ -201,6 +218,7 @@ class SalesforceDeliverer:
         except SalesforceError as error:
             failure = _result_of(error)
             return {c.id: failure for c in claimed}
+        owners = await self._owners({record.id for record in found.values()})
 
         creates: list[Claimed] = []
         updates: list[Claimed] = []
@@ -211,40 +229,107 @@ class SalesforceDeliverer:
                 item.fields = to_salesforce_fields(item.values, item.object_type, mappings)
             elif item.email and item.email in found:
                 record = found[item.email]
+                owner = owners.get(record.id)
+                if owner is not None and owner not in (item.contact_id, item.merged_into_id):
+                    # Never write one contact's values over the record another contact owns.
+                    results[item.id] = Result(
+                        ok=False,
+                        message=f"Salesforce {record.object_type} {record.id} with this email "
+                        f"is already linked to contact {owner}",
+                    )
+                    continue
                 item.found, item.object_type, item.record_id = record, record.object_type, record.id
                 fields = to_salesforce_fields(item.values, record.object_type, mappings)
                 item.fields = _keep_salesforce_values(fields, record, mappings)
             else:
                 item.object_type = new_as
                 item.fields = to_salesforce_fields(item.values, new_as, mappings)
-                required = REQUIRED_LEAD_FIELDS if new_as == "Lead" else ("LastName",)
-                for name in required:
+                for name in _required_fields(new_as):
                     if item.fields.get(name) in (None, ""):
                         item.fields[name] = NOT_PROVIDED
                 creates.append(item)
                 continue
+            # Clearing a required field in HubSpot must not fail the whole write (rule 7).
+            for name in _required_fields(item.object_type):
+                if name in item.fields and item.fields[name] in (None, ""):
+                    item.fields[name] = NOT_PROVIDED
             if item.fields:
                 updates.append(item)
             else:
                 results[item.id] = Result(ok=True, message="Salesforce already has these values")
 
-        for chunk in _chunks(creates):
-            await self._call(
-                results,
-                chunk,
-                client.create_records([(c.object_type, c.fields) for c in chunk]),
-                created=True,
-            )
-        for chunk in _chunks(updates):
-            await self._call(
-                results,
-                chunk,
-                client.update_records(
-                    [(c.object_type, c.record_id or "", c.fields) for c in chunk]
-                ),
-                created=False,
-            )
+        calls = [(chunk, True) for chunk in _chunks(creates)]
+        calls += [(chunk, False) for chunk in _chunks(updates)]
+        for index, (chunk, created) in enumerate(calls):
+            broken = await self._call(client, results, chunk, created=created)
+            if broken is not None and broken.transient:
+                # Throttled or down: the remaining calls would only fail the same way.
+                for later, _ in calls[index + 1 :]:
+                    results |= {c.id: broken for c in later}
+                return results
+        converted = [c for c in updates if results[c.id].code == CONVERTED_LEAD]
+        if converted:
+            await self._follow_conversions(client, converted, results, mappings)
         return results
+
+    async def _follow_conversions(
+        self,
+        client: SalesforceClient,
+        items: list[Claimed],
+        results: dict[int, Result],
+        mappings: list[Mapping],
+    ) -> None:
+        """A linked Lead was converted: write to its Contact instead, and link to that."""
+        try:
+            leads = await client.get_records(
+                "Lead", [c.record_id or "" for c in items], ["ConvertedContactId"]
+            )
+        except SalesforceError as error:
+            results |= {c.id: _result_of(error) for c in items}
+            return
+        targets = {
+            item.id: str(lead.values.get("ConvertedContactId") or "")
+            for item in items
+            if (lead := leads.get(item.record_id or "")) is not None
+        }
+        owners = await self._owners({t for t in targets.values() if t})
+        retargeted: list[Claimed] = []
+        for item in items:
+            contact_id = targets.get(item.id)
+            if not contact_id:
+                continue  # keeps the CANNOT_UPDATE_CONVERTED_LEAD failure
+            owner = owners.get(contact_id)
+            if owner is not None and owner != item.contact_id:
+                results[item.id] = Result(
+                    ok=False,
+                    message=f"Lead {item.record_id} was converted into Contact {contact_id}, "
+                    f"which is linked to contact {owner}",
+                )
+                continue
+            item.converted_from, item.record_id = item.record_id, str(contact_id)
+            item.object_type = "Contact"
+            item.fields = to_salesforce_fields(item.values, "Contact", mappings)
+            for name in _required_fields("Contact"):
+                if name in item.fields and item.fields[name] in (None, ""):
+                    item.fields[name] = NOT_PROVIDED
+            if item.fields:
+                retargeted.append(item)
+            else:
+                results[item.id] = Result(ok=True)
+        for chunk in _chunks(retargeted):
+            await self._call(client, results, chunk, created=False)
+
+    async def _owners(self, record_ids: set[str]) -> dict[str, int]:
+        """The contact each of these Salesforce records is already linked to."""
+        if not record_ids:
+            return {}
+        async with self.session_factory() as session:
+            rows = await session.execute(
+                select(Contact.salesforce_id, Contact.id).where(
+                    Contact.salesforce_id.in_(record_ids)
+                )
+            )
+            return {record_id: contact_id for record_id, contact_id in rows if record_id}
 
     async def _find_existing(
         self, client: SalesforceClient, unlinked: list[Claimed], mappings: list[Mapping]
@@ -260,15 +345,26 @@ class SalesforceDeliverer:
         return await client.find_by_emails(emails, fields)
 
     async def _call(
-        self, results: dict[int, Result], chunk: list[Claimed], call: Any, *, created: bool
-    ) -> None:
+        self,
+        client: SalesforceClient,
+        results: dict[int, Result],
+        chunk: list[Claimed],
+        *,
+        created: bool,
+    ) -> Result | None:
+        """One collection call; returns the failure when the call as a whole failed."""
         try:
-            outcomes: list[RecordResult] = await call
+            if created:
+                outcomes = await client.create_records([(c.object_type, c.fields) for c in chunk])
+            else:
+                outcomes = await client.update_records(
+                    [(c.object_type, c.record_id or "", c.fields) for c in chunk]
+                )
         except SalesforceError as error:
             failure = _result_of(error)
             for item in chunk:
                 results[item.id] = failure
-            return
+            return failure
         for item, outcome in zip(chunk, outcomes, strict=True):
             if outcome.success:
                 if created:
@@ -276,22 +372,50 @@ class SalesforceDeliverer:
                 results[item.id] = Result(ok=True)
             else:
                 text = f"{outcome.error_code}: {outcome.message}"
-                results[item.id] = Result(ok=False, message=text, transient=outcome.transient)
+                results[item.id] = Result(
+                    ok=False, message=text, transient=outcome.transient, code=outcome.error_code
+                )
+        return None
 
     async def _record(self, claimed: list[Claimed], results: dict[int, Result]) -> None:
         latencies: list[float] = []
         outcomes: list[str] = []
         async with transaction(self.session_factory) as session:
             now = utc_now()
+            # Loaded in bulk: one round trip per table, not two per delivery.
+            deliveries = {
+                d.id: d
+                for d in (
+                    await session.scalars(
+                        select(Delivery).where(Delivery.id.in_([c.id for c in claimed]))
+                    )
+                ).all()
+            }
+            contacts = {
+                c.id: c
+                for c in (
+                    await session.scalars(
+                        select(Contact).where(Contact.id.in_({c.contact_id for c in claimed}))
+                    )
+                ).all()
+            }
+            holders = await self._holders(session, claimed, contacts)
             for item in claimed:
-                delivery = await session.get(Delivery, item.id)
-                contact = await session.get(Contact, item.contact_id)
+                delivery = deliveries.get(item.id)
+                contact = contacts.get(item.contact_id)
                 if delivery is None or contact is None:
+                    continue
+                if (
+                    delivery.status != DeliveryStatus.IN_FLIGHT
+                    or delivery.attempts != item.attempts
+                ):
+                    # Our lease ran out and another worker claimed it again: its outcome counts.
+                    log.warning("Salesforce delivery %s was claimed again; result dropped", item.id)
                     continue
                 result = results[item.id]
                 entry: dict[str, Any] = {"at": now.isoformat(), "attempt": item.attempts}
                 if result.ok:
-                    conflict = await self._link(session, contact, item)
+                    conflict = self._link(contact, item, holders)
                     if conflict:
                         result = Result(ok=False, message=conflict)
                 if result.ok:
@@ -304,7 +428,10 @@ class SalesforceDeliverer:
                     outcomes.append("done")
                 elif result.transient and item.attempts < self.config.max_attempts:
                     log.warning(
-                        "Salesforce delivery %s failed, will retry: %s", item.id, result.message
+                        "Salesforce delivery %s failed, will retry: %s",
+                        item.id,
+                        result.message,
+                        extra={"fields": {"delivery_id": item.id, "contact_id": item.contact_id}},
                     )
                     delivery.status = DeliveryStatus.PENDING
                     delivery.next_attempt_at = now + retry_delay(
@@ -314,7 +441,12 @@ class SalesforceDeliverer:
                     entry |= {"outcome": "retry", "error": result.message}
                     outcomes.append("retry")
                 else:
-                    log.error("Salesforce delivery %s is dead: %s", item.id, result.message)
+                    log.error(
+                        "Salesforce delivery %s is dead: %s",
+                        item.id,
+                        result.message,
+                        extra={"fields": {"delivery_id": item.id, "contact_id": item.contact_id}},
+                    )
                     delivery.status = DeliveryStatus.DEAD
                     delivery.last_error = result.message
                     entry |= {"outcome": "dead", "error": result.message}
@@ -326,19 +458,55 @@ class SalesforceDeliverer:
         for outcome in outcomes:
             DELIVERIES.labels(Target.SALESFORCE.value, outcome).inc()
 
-    async def _link(self, session: AsyncSession, contact: Contact, item: Claimed) -> str | None:
+    async def _holders(
+        self, session: AsyncSession, claimed: list[Claimed], contacts: dict[int, Contact]
+    ) -> dict[str, int]:
+        """Which contact already holds each record id that an unlinked contact is about to take."""
+        record_ids = {
+            c.record_id
+            for c in claimed
+            if c.record_id is not None
+            and c.contact_id in contacts
+            and (contacts[c.contact_id].salesforce_id is None or c.converted_from is not None)
+        }
+        if not record_ids:
+            return {}
+        rows = await session.execute(
+            select(Contact.salesforce_id, Contact.id).where(Contact.salesforce_id.in_(record_ids))
+        )
+        return {salesforce_id: contact_id for salesforce_id, contact_id in rows if salesforce_id}
+
+    def _link(self, contact: Contact, item: Claimed, holders: dict[str, int]) -> str | None:
         """Link the contact to its record and remember the values Salesforce now has."""
-        if contact.salesforce_id is None and item.record_id is not None:
-            holder = await session.scalar(
-                select(Contact.id).where(Contact.salesforce_id == item.record_id)
-            )
+        converted = item.converted_from is not None and contact.salesforce_id == item.converted_from
+        if converted and item.record_id is not None:
+            holder = holders.get(item.record_id)
             if holder is not None and holder != contact.id:
-                return f"Salesforce record {item.record_id} is already linked to contact {holder}"
+                return f"Salesforce Contact {item.record_id} is already linked to contact {holder}"
             contact.salesforce_id = item.record_id
             contact.salesforce_object = item.object_type
+            contact.salesforce_values = dict(item.fields)
+            holders[item.record_id] = contact.id
+            return None
+        if contact.salesforce_id is None and item.record_id is not None:
+            holder = holders.get(item.record_id)
+            if holder is not None and holder != contact.id:
+                if contact.merged_into_id != holder:
+                    return (
+                        f"Salesforce record {item.record_id} is already linked to contact {holder}"
+                    )
+                # Merged in HubSpot while this was in flight: the survivor owns the link now.
+                return None
+            contact.salesforce_id = item.record_id
+            contact.salesforce_object = item.object_type
+            holders[item.record_id] = contact.id
         known = dict(item.found.values) if item.found else dict(contact.salesforce_values or {})
         contact.salesforce_values = {**known, **item.fields}
         return None
+
+
+def _required_fields(object_type: str) -> tuple[str, ...]:
+    return REQUIRED_LEAD_FIELDS if object_type == "Lead" else ("LastName",)
 
 
 def _result_of(error: SalesforceError) -> Result:

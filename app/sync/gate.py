@@ -85,6 +85,9 @@ class HubSpotChange:
     salesforce_values: Mapping[str, object]  # last known Salesforce values by field name
     stale: bool = False  # every value it carried is older than what the mirror holds
     full: bool = False  # send every mapped property (creation, resync)
+    # Values still on their way to Salesforce (pending or in-flight deliveries), by field name:
+    # Salesforce will have them, so a change back to the last known value must still be sent.
+    queued_values: Mapping[str, object] = field(default_factory=dict)
 
 
 def gate_hubspot_change(
@@ -98,13 +101,6 @@ def gate_hubspot_change(
             Decision.SKIPPED_NOT_IN_SEGMENT,
             f"not a member of inclusion segment {membership.inclusion_segment_id}",
         )
-    # Rule 7: a record created in Salesforce gets every mapped field, not only the changed one.
-    full = change.full or membership.joined or not change.linked
-    if not change.linked and _blank(change.properties.get("email")):
-        return Outcome(
-            Decision.IGNORED, "no email: a Salesforce record cannot be matched or created"
-        )
-
     syncable = {
         m.hubspot_property: target
         for m in mappings
@@ -112,7 +108,15 @@ def gate_hubspot_change(
         and (target := salesforce_field(m, change.salesforce_object)) is not None
     }
     rules = {m.hubspot_property: m.rule for m in mappings}
-    candidates = set(syncable) if full else change.changed & set(syncable)
+    mapped_changes = change.changed & set(syncable)
+    # Rule 7: a record created in Salesforce gets every mapped field, not only the changed one;
+    # but a change that touches nothing mapped (or nothing at all) is no reason to send it.
+    full = change.full or membership.joined or (not change.linked and bool(mapped_changes))
+    candidates = set(syncable) if full else mapped_changes
+    if candidates and not change.linked and _blank(change.properties.get("email")):
+        return Outcome(
+            Decision.IGNORED, "no email: a Salesforce record cannot be matched or created"
+        )
     if not candidates:
         if not change.changed and not full:
             return Outcome(Decision.SKIPPED_NO_CHANGE, "no property value changed")
@@ -128,9 +132,10 @@ def gate_hubspot_change(
         theirs = change.salesforce_values.get(syncable[prop]) if change.linked else None
         if rules[prop] is SyncRule.PREFER_SALESFORCE_UNLESS_BLANK and not _blank(theirs):
             continue
-        if not change.linked and _blank(value):
-            continue  # nothing to create a field from
-        if change.linked and same_value(value, theirs):
+        expected = change.queued_values.get(syncable[prop], theirs)
+        if not change.linked and _blank(value) and _blank(expected):
+            continue  # nothing to create a field from (nor a queued value to take back)
+        if change.linked and same_value(value, expected):
             continue
         values[prop] = value
     if not values:

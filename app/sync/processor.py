@@ -8,9 +8,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.delivery.models import Target
+from app.delivery.models import Delivery, DeliveryStatus, Operation, Target
 from app.delivery.outbox import enqueue
-from app.inbox.models import InboxEvent
+from app.inbox.models import InboxEvent, InboxStatus
 from app.platforms.hubspot.client import HubSpotContact
 from app.platforms.hubspot.events import HubSpotEvent
 from app.sync import contacts as store
@@ -21,6 +21,7 @@ from app.sync.gate import (
     Membership,
     Outcome,
     gate_hubspot_change,
+    salesforce_field,
 )
 from app.sync.mapping import Mapping
 from app.sync.models import Contact, DecisionRecord, SegmentMember
@@ -104,6 +105,32 @@ def hubspot_properties_to_read(mappings: list[Mapping], filter_properties: set[s
     return sorted({"email", *(m.hubspot_property for m in mappings), *filter_properties})
 
 
+async def _queued_salesforce_values(
+    session: AsyncSession, ctx: ProcessingContext, contact: Contact
+) -> dict[str, object]:
+    """What the contact's pending and in-flight Salesforce deliveries will write, by field name
+    (oldest first, so later values win), for the gate to compare with."""
+    rows = (
+        await session.scalars(
+            select(Delivery.values)
+            .where(
+                Delivery.contact_id == contact.id,
+                Delivery.target == Target.SALESFORCE,
+                Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.IN_FLIGHT]),
+            )
+            .order_by(Delivery.id)
+        )
+    ).all()
+    object_type = contact.salesforce_object or ctx.new_contacts_as
+    fields = {m.hubspot_property: salesforce_field(m, object_type) for m in ctx.mappings}
+    queued: dict[str, object] = {}
+    for values in rows:
+        for prop, value in values.items():
+            if (name := fields.get(prop)) is not None:
+                queued[name] = value
+    return queued
+
+
 async def _gate_and_queue(
     session: AsyncSession,
     ctx: ProcessingContext,
@@ -127,6 +154,7 @@ async def _gate_and_queue(
         salesforce_values=contact.salesforce_values or {},
         stale=stale,
         full=full,
+        queued_values=await _queued_salesforce_values(session, ctx, contact),
     )
     outcome = gate_hubspot_change(change, membership, ctx.mappings)
     await record_decision(session, ctx, Direction.HUBSPOT_TO_SALESFORCE, outcome, contact, event)
@@ -139,6 +167,10 @@ async def _gate_and_queue(
             received_at=event.received_at,
             source_event=f"{event.source}:{event.id}",
         )
+
+
+def _moment(epoch_ms: int) -> datetime:
+    return datetime.fromtimestamp(epoch_ms / 1000, UTC)
 
 
 def _ignored(reason: str) -> Outcome:
@@ -185,7 +217,9 @@ async def process_hubspot_event(
         await _process_deletion(session, ctx, event, hubspot_id, parsed)
     elif kind == "contact.restore":
         restored = await _locked_contact(session, hubspot_id)
-        if restored is not None:
+        # Only a restore newer than the deletion undoes it (they may arrive out of order).
+        deleted_at = restored.hubspot_deleted_at if restored is not None else None
+        if restored is not None and deleted_at and deleted_at <= _moment(parsed.occurred_at):
             restored.hubspot_deleted_at = None
         reason = "restored in HubSpot; later changes sync again under the gate"
         await record_decision(session, ctx, direction, _ignored(reason), restored, event)
@@ -235,15 +269,66 @@ async def _process_deletion(
     parsed: HubSpotEvent,
 ) -> None:
     contact = await _locked_contact(session, hubspot_id)
-    if contact is not None:
-        contact.hubspot_deleted_at = datetime.fromtimestamp(parsed.occurred_at / 1000, UTC)
+    # Events of separate webhook calls arrive in any order: a restore that happened after this
+    # deletion may have been processed before it.
+    restored_since = await session.scalar(
+        select(InboxEvent.id)
+        .where(
+            InboxEvent.object_key == event.object_key,
+            InboxEvent.kind == "contact.restore",
+            InboxEvent.status == InboxStatus.DONE,
+            InboxEvent.occurred_at_ms > parsed.occurred_at,
+        )
+        .limit(1)
+    )
+    if contact is not None and restored_since is None:
+        contact.hubspot_deleted_at = _moment(parsed.occurred_at)
     privacy = parsed.subscription_type == "contact.privacyDeletion"
     reason = (
         "privacy deletion" if privacy else "deleted"
     ) + " in HubSpot; the Salesforce record is never deleted and the link is kept (rule 9)"
+    if restored_since is not None:
+        reason += "; it has been restored since"
     await record_decision(
         session, ctx, Direction.HUBSPOT_TO_SALESFORCE, _ignored(reason), contact, event
     )
+
+
+async def _move_pending_delivery(session: AsyncSession, merged: Contact, survivor: Contact) -> None:
+    """Hand a queued Salesforce change of a merged contact to the survivor, with the link.
+
+    Left behind, it would go out as an unlinked contact: found by email at best, created
+    again as a duplicate when the record's email differs.
+    """
+    moved = await session.scalar(
+        select(Delivery)
+        .where(
+            Delivery.contact_id == merged.id,
+            Delivery.target == Target.SALESFORCE,
+            Delivery.status == DeliveryStatus.PENDING,
+        )
+        .with_for_update()
+    )
+    if moved is None:
+        return
+    kept = await session.scalar(
+        select(Delivery)
+        .where(
+            Delivery.contact_id == survivor.id,
+            Delivery.target == Target.SALESFORCE,
+            Delivery.status == DeliveryStatus.PENDING,
+        )
+        .with_for_update()
+    )
+    if kept is None:
+        moved.contact_id = survivor.id
+        moved.operation = Operation.UPDATE
+    else:
+        # The survivor's own values win where both changed the same property.
+        kept.values = {**moved.values, **kept.values}
+        kept.first_received_at = min(kept.first_received_at, moved.first_received_at)
+        await session.delete(moved)
+    await session.flush()
 
 
 async def _process_merge(
@@ -267,8 +352,9 @@ async def _process_merge(
             survivor.salesforce_object = merged.salesforce_object
             survivor.salesforce_values = merged.salesforce_values
             survivor.salesforce_modified_ms = merged.salesforce_modified_ms
+            await _move_pending_delivery(session, merged, survivor)
         merged.merged_into_id = survivor.id
-        merged.hubspot_deleted_at = datetime.fromtimestamp(parsed.occurred_at / 1000, UTC)
+        merged.hubspot_deleted_at = _moment(parsed.occurred_at)
     reason = f"merged into HubSpot contact {survivor_id}, which keeps the Salesforce link"
     await record_decision(
         session, ctx, Direction.HUBSPOT_TO_SALESFORCE, _ignored(reason), survivor, event

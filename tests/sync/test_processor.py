@@ -1,0 +1,382 @@
+"""HubSpot events through the real processing step: decisions, deletions, merges, reads.
+
+In process, on the real database, with the real HubSpot and Salesforce clients talking to the
+fake platforms (tests/delivery/harness.py).
+"""
+
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from delivery.harness import (
+    APP_ID,
+    OTHER_PORTAL_ID,
+    PORTAL_ID,
+    Env,
+    change,
+    event,
+    now_ms,
+    open_env,
+)
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.config import Settings
+from app.sync.gate import Decision, Direction
+
+
+@pytest.fixture
+async def env(
+    settings: Settings, session_factory: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[Env]:
+    async with open_env(settings, session_factory) as env:
+        yield env
+
+
+async def synced_contact(env: Env, **properties: Any) -> tuple[str, str]:
+    """A HubSpot contact created, processed and delivered; returns (hubspot id, Salesforce id)."""
+    hubspot_id = env.hubspot.add_contact(properties)
+    await env.sync(event("contact.creation", hubspot_id))
+    contact = await env.contact(hubspot_id)
+    assert contact.salesforce_id is not None
+    return hubspot_id, contact.salesforce_id
+
+
+def decisions_of(records: list[Any]) -> list[str]:
+    return [record.decision for record in records]
+
+
+async def test_every_event_records_exactly_one_decision_with_its_reason(env: Env) -> None:
+    hubspot_id = env.hubspot.add_contact(email="ann@example.com", firstname="Ann")
+    events = [
+        event("contact.creation", hubspot_id),
+        change(hubspot_id, "firstname", "Annie"),
+        change(hubspot_id, "favourite_colour", "teal"),
+        change(hubspot_id, "firstname", "Annie"),
+        event("contact.associationChange", hubspot_id),
+    ]
+    await env.sync(*events)
+
+    records = await env.decisions()
+    # One per event and direction: the inbox event each was made for is named exactly once.
+    assert len(records) == len(events)
+    assert len({r.source_event for r in records}) == len(events)
+    assert {r.direction for r in records} == {Direction.HUBSPOT_TO_SALESFORCE}
+    assert all(r.detail["reason"] for r in records)
+    by_event = {r.source_event: r for r in records}
+    inbox = await env.inbox()
+    assert [by_event[f"hubspot:{e.id}"].decision for e in inbox] == [
+        Decision.FORWARDED,
+        Decision.FORWARDED,
+        Decision.SKIPPED_UNMAPPED,
+        Decision.SKIPPED_NO_CHANGE,
+        Decision.IGNORED,
+    ]
+    assert all(e.status == "done" for e in inbox)
+
+
+@pytest.mark.parametrize("kind", ["contact.deletion", "contact.privacyDeletion"])
+async def test_a_deletion_is_ignored_and_keeps_the_salesforce_record_and_the_link(
+    env: Env, client: httpx.AsyncClient, kind: str
+) -> None:
+    hubspot_id, salesforce_id = await synced_contact(
+        env, email="gone@example.com", firstname="Gone", lastname="Soon"
+    )
+    before = env.salesforce.get(salesforce_id)
+    writes = env.salesforce.write_calls
+
+    await env.sync(event(kind, hubspot_id))
+
+    last = (await env.decisions(hubspot_id))[-1]
+    assert last.decision == Decision.IGNORED
+    assert "never deleted" in last.detail["reason"]
+    assert ("privacy" in last.detail["reason"]) == (kind == "contact.privacyDeletion")
+    assert env.salesforce.get(salesforce_id) == before
+    assert env.salesforce.write_calls == writes
+    contact = await env.contact(hubspot_id)
+    assert contact.salesforce_id == salesforce_id
+    assert contact.hubspot_deleted_at is not None
+    answer = await client.get(f"/api/contacts/{contact.id}")
+    assert answer.status_code == 200
+    assert answer.json()["salesforce_id"] == salesforce_id
+    assert answer.json()["email"] == "gone@example.com"
+
+
+async def test_a_change_to_a_deleted_contact_is_ignored(env: Env) -> None:
+    hubspot_id, salesforce_id = await synced_contact(env, email="del@example.com", lastname="Del")
+    await env.sync(event("contact.deletion", hubspot_id))
+    writes = env.salesforce.write_calls
+
+    await env.sync(change(hubspot_id, "firstname", "Ghost"))
+
+    last = (await env.decisions(hubspot_id))[-1]
+    assert last.decision == Decision.IGNORED
+    assert "deleted" in last.detail["reason"]
+    assert env.salesforce.write_calls == writes
+    assert (env.salesforce.get(salesforce_id) or {})["FirstName"] is None
+    assert [d.status for d in await env.deliveries()] == ["done"]
+
+
+async def test_a_restored_contact_syncs_again(env: Env) -> None:
+    hubspot_id, salesforce_id = await synced_contact(env, email="back@example.com", lastname="B")
+    await env.sync(event("contact.deletion", hubspot_id))
+    await env.sync(event("contact.restore", hubspot_id))
+    assert (await env.contact(hubspot_id)).hubspot_deleted_at is None
+
+    await env.sync(change(hubspot_id, "firstname", "Returned"))
+
+    assert decisions_of(await env.decisions(hubspot_id)) == [
+        Decision.FORWARDED,
+        Decision.IGNORED,  # deletion
+        Decision.IGNORED,  # restore itself sends nothing
+        Decision.FORWARDED,
+    ]
+    assert (env.salesforce.get(salesforce_id) or {})["FirstName"] == "Returned"
+    assert len(env.salesforce.records) == 1
+
+
+async def test_a_restore_processed_before_its_earlier_deletion_still_wins(env: Env) -> None:
+    hubspot_id, salesforce_id = await synced_contact(env, email="ooo@example.com", lastname="O")
+    deleted_at = now_ms() + 1000
+    # Separate webhook calls: the restore is processed first, the older deletion after it.
+    await env.sync(event("contact.restore", hubspot_id, occurredAt=deleted_at + 500))
+    await env.sync(event("contact.deletion", hubspot_id, occurredAt=deleted_at))
+
+    assert (await env.contact(hubspot_id)).hubspot_deleted_at is None
+    assert "restored since" in (await env.decisions(hubspot_id))[-1].detail["reason"]
+    await env.sync(change(hubspot_id, "firstname", "Olive", occurredAt=deleted_at + 900))
+    assert (env.salesforce.get(salesforce_id) or {})["FirstName"] == "Olive"
+
+
+async def test_a_restore_older_than_the_deletion_does_not_undo_it(env: Env) -> None:
+    hubspot_id, _ = await synced_contact(env, email="old.restore@example.com", lastname="R")
+    deleted_at = now_ms() + 1000
+    await env.sync(event("contact.deletion", hubspot_id, occurredAt=deleted_at))
+    await env.sync(event("contact.restore", hubspot_id, occurredAt=deleted_at - 500))
+
+    assert (await env.contact(hubspot_id)).hubspot_deleted_at is not None
+
+
+async def test_a_merge_hands_the_salesforce_link_to_the_surviving_contact(env: Env) -> None:
+    loser_id, salesforce_id = await synced_contact(env, email="pat@example.com", lastname="Pat")
+    winner_id = env.hubspot.add_contact(email="pat.new@example.com", lastname="Pat")
+    # The winner is known to the mirror but was never linked (it had no email yet).
+    await env.sync(change(winner_id, "lastname", "Pat"))
+    assert (await env.contact(winner_id)).salesforce_id is None
+
+    await env.sync(
+        event(
+            "contact.merge",
+            winner_id,
+            primaryObjectId=int(winner_id),
+            mergedObjectIds=[int(loser_id)],
+            newObjectId=int(winner_id),
+            numberOfPropertiesMoved=3,
+        )
+    )
+
+    winner, loser = await env.contact(winner_id), await env.contact(loser_id)
+    assert winner.salesforce_id == salesforce_id
+    assert loser.salesforce_id is None
+    assert loser.merged_into_id == winner.id
+    merge_decision = (await env.decisions(winner_id))[-1]
+    assert merge_decision.decision == Decision.IGNORED
+    assert winner_id in merge_decision.detail["reason"]
+
+    await env.sync(change(winner_id, "firstname", "Patricia"))
+
+    assert (await env.decisions(winner_id))[-1].decision == Decision.FORWARDED
+    assert (env.salesforce.get(salesforce_id) or {})["FirstName"] == "Patricia"
+    assert len(env.salesforce.records) == 1
+
+
+async def test_a_merge_keeps_the_survivors_own_link(env: Env) -> None:
+    winner_id, winner_sf = await synced_contact(env, email="w@example.com", lastname="Winner")
+    loser_id, loser_sf = await synced_contact(env, email="l@example.com", lastname="Loser")
+
+    await env.sync(
+        event(
+            "contact.merge",
+            winner_id,
+            primaryObjectId=int(winner_id),
+            mergedObjectIds=[int(loser_id)],
+            newObjectId=int(winner_id),
+        )
+    )
+    await env.sync(change(winner_id, "firstname", "Wendy"))
+
+    assert (await env.contact(winner_id)).salesforce_id == winner_sf
+    assert (env.salesforce.get(winner_sf) or {})["FirstName"] == "Wendy"
+    assert (env.salesforce.get(loser_sf) or {})["FirstName"] is None
+    assert len(env.salesforce.records) == 2
+
+
+async def test_a_merge_into_a_new_record_moves_the_link_to_it(env: Env) -> None:
+    first_id, salesforce_id = await synced_contact(env, email="m1@example.com", lastname="One")
+    second_id = env.hubspot.add_contact(email="m2@example.com", lastname="Two")
+    new_id = int(second_id) + 1000
+
+    await env.sync(
+        event(
+            "contact.merge",
+            new_id,
+            primaryObjectId=int(first_id),
+            mergedObjectIds=[int(second_id)],
+            newObjectId=new_id,
+        )
+    )
+    await env.sync(change(new_id, "firstname", "Merged"))
+
+    assert (await env.contact(new_id)).salesforce_id == salesforce_id
+    assert (await env.contact(first_id)).salesforce_id is None
+    assert (env.salesforce.get(salesforce_id) or {})["FirstName"] == "Merged"
+    assert len(env.salesforce.records) == 1
+
+
+async def test_a_pending_change_of_a_merged_contact_is_not_lost_or_duplicated(env: Env) -> None:
+    loser_id, salesforce_id = await synced_contact(env, email="q@example.com", lastname="Q")
+    winner_id = env.hubspot.add_contact(email="q2@example.com", lastname="Q")
+    # Edited in Salesforce: a lookup by the loser's email would no longer find the record.
+    env.salesforce.update_record(salesforce_id, Email="q.sales@example.com")
+    # A change to the loser is queued but not delivered before the merge is processed.
+    await env.send(change(loser_id, "firstname", "Quinn"))
+    await env.process()
+    await env.sync(
+        event(
+            "contact.merge",
+            winner_id,
+            primaryObjectId=int(winner_id),
+            mergedObjectIds=[int(loser_id)],
+            newObjectId=int(winner_id),
+        )
+    )
+
+    deliveries = await env.deliveries()
+    assert [d.status for d in deliveries] == ["done", "done"]
+    assert deliveries[1].contact_id == (await env.contact(winner_id)).id
+    assert (env.salesforce.get(salesforce_id) or {})["FirstName"] == "Quinn"
+    assert len(env.salesforce.records) == 1
+
+
+async def test_events_from_another_portal_are_ignored(env: Env) -> None:
+    env.configure(hubspot_portal_id=PORTAL_ID)
+    await env.sync(
+        change(101, "email", "stranger@example.com", portalId=OTHER_PORTAL_ID),
+        change(102, "email", "ours@example.com"),
+    )
+
+    decisions = await env.decisions()
+    assert Counter(d.decision for d in decisions) == {
+        Decision.IGNORED: 1,
+        Decision.FORWARDED: 1,
+    }
+    ignored = next(d for d in decisions if d.decision == Decision.IGNORED)
+    assert ignored.contact_id is None
+    assert str(OTHER_PORTAL_ID) in ignored.detail["reason"]
+    assert env.salesforce.find_by_email("stranger@example.com") == []
+    assert len(env.salesforce.find_by_email("ours@example.com")) == 1
+
+
+@pytest.mark.parametrize(
+    "kind", ["contact.associationChange", "deal.creation", "company.propertyChange"]
+)
+async def test_unsupported_subscription_types_are_ignored(env: Env, kind: str) -> None:
+    await env.sync(event(kind, 4242, propertyName="email", propertyValue="x@example.com"))
+
+    [decision] = await env.decisions()
+    assert decision.decision == Decision.IGNORED
+    assert kind in decision.detail["reason"]
+    assert await env.deliveries() == []
+    assert [e.status for e in await env.inbox()] == ["done"]
+
+
+async def test_the_echo_of_our_own_write_is_skipped_no_change(env: Env) -> None:
+    hubspot_id, _ = await synced_contact(env, email="echo@example.com", firstname="Eve")
+    writes = env.salesforce.write_calls
+
+    await env.sync(
+        change(hubspot_id, "firstname", "Eve", changeSource="INTEGRATION", sourceId=str(APP_ID))
+    )
+
+    last = (await env.decisions(hubspot_id))[-1]
+    assert last.decision == Decision.SKIPPED_NO_CHANGE
+    assert env.salesforce.write_calls == writes
+
+
+async def test_a_value_salesforce_already_has_is_skipped_no_change(env: Env) -> None:
+    hubspot_id, salesforce_id = await synced_contact(env, email="same@example.com", lastname="S")
+    env.salesforce.update_record(salesforce_id, FirstName="Sam")
+    # What a Salesforce notification would have told the mirror.
+    async with env.session_factory() as session, session.begin():
+        contact = await session.merge(await env.contact(hubspot_id))
+        contact.salesforce_values = {**contact.salesforce_values, "FirstName": "Sam"}
+    writes = env.salesforce.write_calls
+
+    await env.sync(change(hubspot_id, "firstname", "Sam"))
+
+    last = (await env.decisions(hubspot_id))[-1]
+    assert last.decision == Decision.SKIPPED_NO_CHANGE
+    assert env.salesforce.write_calls == writes
+
+
+async def test_an_older_change_with_another_value_is_skipped_stale(env: Env) -> None:
+    hubspot_id, salesforce_id = await synced_contact(env, email="old@example.com", lastname="O")
+    at = (await env.contact(hubspot_id)).properties[0].changed_at_ms
+    await env.sync(change(hubspot_id, "firstname", "Newer", occurredAt=at + 10_000))
+
+    await env.sync(change(hubspot_id, "firstname", "Older", occurredAt=at + 5_000))
+
+    last = (await env.decisions(hubspot_id))[-1]
+    assert last.decision == Decision.SKIPPED_STALE
+    assert (env.salesforce.get(salesforce_id) or {})["FirstName"] == "Newer"
+    props = (await env.contact(hubspot_id)).property_values()
+    assert props["firstname"] == "Newer"
+
+
+async def test_a_change_to_an_unmapped_property_is_skipped_unmapped(env: Env) -> None:
+    hubspot_id, _ = await synced_contact(env, email="unmapped@example.com", lastname="U")
+    writes = env.salesforce.write_calls
+
+    await env.sync(change(hubspot_id, "favourite_colour", "teal"))
+
+    last = (await env.decisions(hubspot_id))[-1]
+    assert last.decision == Decision.SKIPPED_UNMAPPED
+    assert "favourite_colour" in last.detail["reason"]
+    assert env.salesforce.write_calls == writes
+    # The store keeps every property webhooks bring, mapped or not.
+    assert (await env.contact(hubspot_id)).property_values()["favourite_colour"] == "teal"
+
+
+async def test_a_creation_whose_contact_hubspot_no_longer_has_is_ignored(env: Env) -> None:
+    await env.sync(event("contact.creation", 987654321))
+
+    [decision] = await env.decisions()
+    assert decision.decision == Decision.IGNORED
+    assert "no longer exists" in decision.detail["reason"]
+    assert await env.deliveries() == []
+    assert [e.status for e in await env.inbox()] == ["done"]
+
+
+async def test_a_creation_read_that_fails_transiently_is_retried_later(env: Env) -> None:
+    hubspot_id = env.hubspot.add_contact(email="later@example.com", lastname="Later")
+    env.hubspot.fail_next(1, status=503, path=f"/contacts/{hubspot_id}")
+    await env.send(event("contact.creation", hubspot_id))
+
+    await env.process()
+
+    [pending] = await env.inbox()
+    assert pending.status == "pending"
+    assert pending.attempts == 1
+    assert "HubSpot" in (pending.last_error or "")
+    assert await env.decisions() == []
+    assert await env.process() == 0  # not due yet: backoff, not a busy loop
+
+    await env.make_due()
+    await env.sync()
+
+    [done] = await env.inbox()
+    assert done.status == "done"
+    assert decisions_of(await env.decisions(hubspot_id)) == [Decision.FORWARDED]
+    [lead] = env.salesforce.find_by_email("later@example.com")
+    assert lead["LastName"] == "Later"
