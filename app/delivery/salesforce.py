@@ -1,21 +1,17 @@
 """The worker step that delivers queued changes to Salesforce in composite batches."""
 
 import logging
+from collections.abc import Mapping as MappingOf
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import aliased
 
 from app.config import Settings
-from app.db import transaction
-from app.delivery.models import Delivery, DeliveryStatus, Operation, Target
-from app.delivery.retry import retry_delay
-from app.metrics import DELIVERIES, FORWARD_LATENCY
-from app.models import utc_now
+from app.delivery.base import Deliverer, Result
+from app.delivery.models import Delivery, Operation, Target
 from app.platforms.salesforce.client import (
     PermanentError,
     SalesforceClient,
@@ -31,7 +27,6 @@ from app.sync.preferences import load_settings
 log = logging.getLogger("syncgate.delivery.salesforce")
 
 BATCH_SIZE = 200  # records per sObject Collections call
-LEASE = timedelta(seconds=180)
 NOT_PROVIDED = "[not provided]"
 REQUIRED_LEAD_FIELDS = ("LastName", "Company")
 CONVERTED_LEAD = "CANNOT_UPDATE_CONVERTED_LEAD"
@@ -55,15 +50,6 @@ class Claimed:
     fields: dict[str, Any] = field(default_factory=dict)
     found: SalesforceRecord | None = None
     converted_from: str | None = None  # the converted Lead this now writes to the Contact of
-
-
-@dataclass
-class Result:
-    ok: bool
-    message: str = ""
-    transient: bool = False
-    retry_after: float | None = None
-    code: str | None = None
 
 
 def to_salesforce_fields(
@@ -99,110 +85,47 @@ def _keep_salesforce_values(
     return kept
 
 
-class SalesforceDeliverer:
+class SalesforceDeliverer(Deliverer[Claimed]):
+    target = Target.SALESFORCE
+    batch_size = BATCH_SIZE
+
     def __init__(
         self,
         config: Settings,
         session_factory: async_sessionmaker[AsyncSession],
         client: SalesforceClient | None,
     ) -> None:
-        self.config = config
-        self.session_factory = session_factory
+        super().__init__(config, session_factory)
         self.client = client
+        self.mappings: list[Mapping] = []
+        self.new_as = "Lead"
 
-    async def _claim(self) -> tuple[list[Claimed], list[Mapping], str]:
-        other = aliased(Delivery)
-        async with transaction(self.session_factory) as session:
-            now = utc_now()
-            live_sibling = exists().where(
-                other.contact_id == Delivery.contact_id,
-                other.target == Delivery.target,
-                other.id != Delivery.id,
-                other.status == DeliveryStatus.IN_FLIGHT,
-                other.lease_until > now,
-            )
-            rows = (
-                await session.scalars(
-                    select(Delivery)
-                    .where(
-                        Delivery.target == Target.SALESFORCE,
-                        or_(
-                            and_(
-                                Delivery.status == DeliveryStatus.PENDING,
-                                Delivery.next_attempt_at <= now,
-                            ),
-                            and_(
-                                Delivery.status == DeliveryStatus.IN_FLIGHT,
-                                Delivery.lease_until < now,
-                            ),
-                        ),
-                        ~live_sibling,
-                    )
-                    .order_by(Delivery.id)
-                    .limit(BATCH_SIZE)
-                    .with_for_update(skip_locked=True, of=Delivery)
-                )
-            ).all()
-            # A reclaimed delivery (its worker died) and a newer pending one of the same contact
-            # are both due: send only the older, or an unlinked contact is created twice.
-            first_per_contact: dict[int, Delivery] = {}
-            for row in rows:
-                first_per_contact.setdefault(row.contact_id, row)
-            rows = list(first_per_contact.values())
-            if not rows:
-                return [], [], ""
-            ids = [row.id for row in rows]
-            await session.execute(
-                update(Delivery)
-                .where(Delivery.id.in_(ids))
-                .values(
-                    status=DeliveryStatus.IN_FLIGHT,
-                    lease_until=now + LEASE,
-                    attempts=Delivery.attempts + 1,
-                )
-                .execution_options(synchronize_session=False)
-            )
-            contacts = {
-                c.id: c
-                for c in (
-                    await session.scalars(
-                        select(Contact).where(Contact.id.in_({row.contact_id for row in rows}))
-                    )
-                ).all()
-            }
-            claimed = [
-                Claimed(
-                    id=row.id,
-                    contact_id=row.contact_id,
-                    attempts=row.attempts + 1,
-                    values=dict(row.values),
-                    email=contacts[row.contact_id].email,
-                    salesforce_id=contacts[row.contact_id].salesforce_id,
-                    salesforce_object=contacts[row.contact_id].salesforce_object,
-                    merged_into_id=contacts[row.contact_id].merged_into_id,
-                )
-                for row in rows
-            ]
-            settings = await load_settings(session)
-            return claimed, await load_mappings(session), settings.new_contacts_as
+    @property
+    def ready(self) -> bool:
+        return self.client is not None
 
-    async def run_once(self) -> int:
-        """Send one batch of due deliveries; returns how many were claimed."""
-        if self.client is None:
-            return 0
-        claimed, mappings, new_as = await self._claim()
-        if not claimed:
-            return 0
-        try:
-            results = await self._send(self.client, claimed, mappings, new_as)
-        except Exception as error:
-            # Recorded as a failed attempt, so that max_attempts still ends it as dead instead
-            # of leaving it in flight to be reclaimed forever.
-            log.exception("sending to Salesforce failed unexpectedly")
-            failure = Result(ok=False, message=f"{type(error).__name__}: {error}", transient=True)
-            results = {c.id: failure for c in claimed}
-        await self._record(claimed, results)
-        return len(claimed)
+    async def prepare(
+        self, session: AsyncSession, rows: Sequence[tuple[Delivery, Contact]]
+    ) -> list[Claimed]:
+        self.mappings = await load_mappings(session)
+        self.new_as = (await load_settings(session)).new_contacts_as
+        return [
+            Claimed(
+                id=delivery.id,
+                contact_id=delivery.contact_id,
+                attempts=delivery.attempts,
+                values=dict(delivery.values),
+                email=contact.email,
+                salesforce_id=contact.salesforce_id,
+                salesforce_object=contact.salesforce_object,
+                merged_into_id=contact.merged_into_id,
+            )
+            for delivery, contact in rows
+        ]
+
+    async def send(self, claimed: list[Claimed]) -> dict[int, Result]:
+        assert self.client is not None
+        return await self._send(self.client, claimed, self.mappings, self.new_as)
 
     async def _send(
         self,
@@ -377,86 +300,23 @@ class SalesforceDeliverer:
                 )
         return None
 
-    async def _record(self, claimed: list[Claimed], results: dict[int, Result]) -> None:
-        latencies: list[float] = []
-        outcomes: list[str] = []
-        async with transaction(self.session_factory) as session:
-            now = utc_now()
-            # Loaded in bulk: one round trip per table, not two per delivery.
-            deliveries = {
-                d.id: d
-                for d in (
-                    await session.scalars(
-                        select(Delivery).where(Delivery.id.in_([c.id for c in claimed]))
-                    )
-                ).all()
-            }
-            contacts = {
-                c.id: c
-                for c in (
-                    await session.scalars(
-                        select(Contact).where(Contact.id.in_({c.contact_id for c in claimed}))
-                    )
-                ).all()
-            }
-            holders = await self._holders(session, claimed, contacts)
-            for item in claimed:
-                delivery = deliveries.get(item.id)
-                contact = contacts.get(item.contact_id)
-                if delivery is None or contact is None:
-                    continue
-                if (
-                    delivery.status != DeliveryStatus.IN_FLIGHT
-                    or delivery.attempts != item.attempts
-                ):
-                    # Our lease ran out and another worker claimed it again: its outcome counts.
-                    log.warning("Salesforce delivery %s was claimed again; result dropped", item.id)
-                    continue
-                result = results[item.id]
-                entry: dict[str, Any] = {"at": now.isoformat(), "attempt": item.attempts}
-                if result.ok:
-                    conflict = self._link(contact, item, holders)
-                    if conflict:
-                        result = Result(ok=False, message=conflict)
-                if result.ok:
-                    delivery.status = DeliveryStatus.DONE
-                    delivery.delivered_at = now
-                    delivery.operation = Operation.UPDATE if item.found else delivery.operation
-                    delivery.last_error = None
-                    entry |= {"outcome": "done", "record": item.record_id}
-                    latencies.append((now - delivery.first_received_at).total_seconds())
-                    outcomes.append("done")
-                elif result.transient and item.attempts < self.config.max_attempts:
-                    log.warning(
-                        "Salesforce delivery %s failed, will retry: %s",
-                        item.id,
-                        result.message,
-                        extra={"fields": {"delivery_id": item.id, "contact_id": item.contact_id}},
-                    )
-                    delivery.status = DeliveryStatus.PENDING
-                    delivery.next_attempt_at = now + retry_delay(
-                        self.config, item.attempts, result.retry_after
-                    )
-                    delivery.last_error = result.message
-                    entry |= {"outcome": "retry", "error": result.message}
-                    outcomes.append("retry")
-                else:
-                    log.error(
-                        "Salesforce delivery %s is dead: %s",
-                        item.id,
-                        result.message,
-                        extra={"fields": {"delivery_id": item.id, "contact_id": item.contact_id}},
-                    )
-                    delivery.status = DeliveryStatus.DEAD
-                    delivery.last_error = result.message
-                    entry |= {"outcome": "dead", "error": result.message}
-                    outcomes.append("dead")
-                delivery.lease_until = None
-                delivery.history = [*delivery.history, entry]
-        for latency in latencies:
-            FORWARD_LATENCY.observe(latency)
-        for outcome in outcomes:
-            DELIVERIES.labels(Target.SALESFORCE.value, outcome).inc()
+    async def settle_context(
+        self, session: AsyncSession, claimed: list[Claimed], contacts: MappingOf[int, Contact]
+    ) -> dict[str, int]:
+        return await self._holders(session, claimed, dict(contacts))
+
+    async def on_delivered(
+        self, session: AsyncSession, contact: Contact, item: Claimed, context: Any
+    ) -> str | None:
+        conflict = self._link(contact, item, context)
+        if conflict is None and item.found is not None:
+            delivery = await session.get(Delivery, item.id)
+            if delivery is not None:
+                delivery.operation = Operation.UPDATE
+        return conflict
+
+    def record_id(self, item: Claimed, contact: Contact) -> str | None:
+        return item.record_id
 
     async def _holders(
         self, session: AsyncSession, claimed: list[Claimed], contacts: dict[int, Contact]
