@@ -14,11 +14,9 @@ from app.inbox.models import InboxEvent, InboxStatus, Source
 from app.logging import log_context
 from app.metrics import DECISIONS
 from app.models import utc_now
-from app.platforms.hubspot.client import HubSpotClient, HubSpotError, TransientError
+from app.platforms.hubspot.client import HubSpotClient, HubSpotError
 from app.platforms.hubspot.events import HubSpotEvent
-from app.sync.filters import parse_filter, property_names
 from app.sync.mapping import load_mappings
-from app.sync.models import Segment, SegmentType
 from app.sync.preferences import load_settings
 from app.sync.processor import (
     ProcessingContext,
@@ -26,6 +24,7 @@ from app.sync.processor import (
     process_hubspot_event,
 )
 from app.sync.salesforce_events import process_salesforce_event
+from app.sync.segments import filter_properties
 
 log = logging.getLogger("syncgate.inbox")
 
@@ -92,18 +91,6 @@ class InboxProcessor:
             create_from_contacts=settings.create_from_contacts,
         )
 
-    async def _filter_properties(self) -> set[str]:
-        async with self.session_factory() as session:
-            filters = (
-                await session.scalars(
-                    select(Segment.filter).where(Segment.type == SegmentType.ACTIVE)
-                )
-            ).all()
-        names: set[str] = set()
-        for raw in filters:
-            names |= property_names(parse_filter(raw))
-        return names
-
     async def _read_new_contacts(
         self, ctx: ProcessingContext, hubspot_ids: Sequence[str]
     ) -> set[str]:
@@ -115,22 +102,19 @@ class InboxProcessor:
             for hubspot_id in hubspot_ids:
                 ctx.hubspot_read_errors[hubspot_id] = "no HubSpot API credentials are configured"
             return retry
-        properties = hubspot_properties_to_read(ctx.mappings, await self._filter_properties())
-        for hubspot_id in dict.fromkeys(hubspot_ids):
-            try:
-                ctx.hubspot_reads[hubspot_id] = await self.hubspot.get_contact(
-                    hubspot_id, properties
-                )
-            except TransientError as error:
-                log.warning(
-                    "HubSpot read failed; will retry", extra={"fields": {"error": str(error)}}
-                )
-                retry.add(hubspot_id)
-            except HubSpotError as error:
-                # Permanent for this call, but often a fixable setup problem: retry with backoff
-                # until the attempts run out, then the event is marked failed with the reason.
-                log.warning("HubSpot read refused: %s", error)
-                retry.add(hubspot_id)
+        async with self.session_factory() as session:
+            filtered = await filter_properties(session)
+        properties = hubspot_properties_to_read(ctx.mappings, filtered)
+        wanted = list(dict.fromkeys(hubspot_ids))
+        try:
+            found = {c.id: c for c in await self.hubspot.batch_read(wanted, properties)}
+        except HubSpotError as error:
+            # Transient, or permanent but often a fixable setup problem: retry with backoff until
+            # the attempts run out, then the event is marked failed with the reason.
+            log.warning("reading new contacts from HubSpot failed; will retry: %s", error)
+            return set(wanted)
+        for hubspot_id in wanted:
+            ctx.hubspot_reads[hubspot_id] = found.get(hubspot_id)  # absent: deleted since
         return retry
 
     async def run_once(self) -> int:

@@ -360,7 +360,7 @@ async def test_a_creation_whose_contact_hubspot_no_longer_has_is_ignored(env: En
 
 async def test_a_creation_read_that_fails_transiently_is_retried_later(env: Env) -> None:
     hubspot_id = env.hubspot.add_contact(email="later@example.com", lastname="Later")
-    env.hubspot.fail_next(1, status=503, path=f"/contacts/{hubspot_id}")
+    env.hubspot.fail_next(1, status=503, path="/contacts/batch/read")
     await env.send(event("contact.creation", hubspot_id))
 
     await env.process()
