@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
 
+from app import console
 from app.api import contacts, health, jobs, operations, segments, settings, webhooks
 from app.config import Settings
 from app.db import create_db_engine, create_session_factory
@@ -55,6 +56,7 @@ def create_app(config: Settings, *, run_worker: bool = True) -> FastAPI:
     app.include_router(contacts.router)
     app.include_router(operations.router)
     app.include_router(jobs.router)
+    app.include_router(console.router)
     return app
 
 
