@@ -7,16 +7,21 @@ from sqlalchemy import select
 
 from app.api.deps import AdminDep, SessionDep
 from app.api.paging import Cursor, Limit, encode_cursor
-from app.errors import NotFound
+from app.errors import NotFound, error_responses
 from app.sync.contacts import normalise_email
 from app.sync.models import Contact
 from app.sync.schemas import ContactOut, ContactPage, Email, RowId, SyncStatusOut
 from app.sync.status import sync_status
 
-router = APIRouter(prefix="/api/contacts", tags=["contacts"], dependencies=[AdminDep])
+router = APIRouter(
+    prefix="/api/contacts",
+    tags=["contacts"],
+    dependencies=[AdminDep],
+    responses=error_responses(401),
+)
 
 
-@router.get("")
+@router.get("", responses=error_responses(422))
 async def list_contacts(
     session: SessionDep,
     after: Cursor,
@@ -34,7 +39,7 @@ async def list_contacts(
     return ContactPage(items=[ContactOut.of(c) for c in rows[:limit]], next=encode_cursor(last))
 
 
-@router.get("/{contact_id}")
+@router.get("/{contact_id}", responses=error_responses(404))
 async def get_contact(contact_id: RowId, session: SessionDep) -> ContactOut:
     contact = await session.get(Contact, contact_id)
     if contact is None:
@@ -42,7 +47,7 @@ async def get_contact(contact_id: RowId, session: SessionDep) -> ContactOut:
     return ContactOut.of(contact)
 
 
-@router.get("/{contact_id}/sync-status")
+@router.get("/{contact_id}/sync-status", responses=error_responses(404))
 async def get_sync_status(contact_id: RowId, session: SessionDep) -> SyncStatusOut:
     contact = await session.get(Contact, contact_id)
     if contact is None:

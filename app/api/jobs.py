@@ -7,12 +7,14 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
 from app.api.deps import AdminDep, SessionDep, SettingsDep
-from app.errors import Conflict, NotFound
+from app.errors import Conflict, NotFound, error_responses
 from app.jobs.models import Job, JobKind, JobStatus
 from app.sync.schemas import RowId
 from app.sync.segments import get_segment
 
-router = APIRouter(prefix="/api", tags=["jobs"], dependencies=[AdminDep])
+router = APIRouter(
+    prefix="/api", tags=["jobs"], dependencies=[AdminDep], responses=error_responses(401)
+)
 
 SalesforceId = Annotated[str, Field(pattern=r"^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$")]
 
@@ -55,13 +57,21 @@ async def _queue(session: SessionDep, kind: JobKind, params: dict[str, Any]) -> 
     return JobCreated(job_id=job.id)
 
 
-@router.post("/segments/{segment_id}/resync", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/segments/{segment_id}/resync",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=error_responses(404),
+)
 async def resync_segment(segment_id: RowId, session: SessionDep) -> JobCreated:
     segment = await get_segment(session, segment_id)
     return await _queue(session, JobKind.SEGMENT_RESYNC, {"segment_id": segment.id})
 
 
-@router.post("/imports/salesforce", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/imports/salesforce",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=error_responses(409),
+)
 async def import_from_salesforce(
     body: ImportIn, session: SessionDep, settings: SettingsDep
 ) -> JobCreated:
@@ -70,7 +80,11 @@ async def import_from_salesforce(
     return await _queue(session, JobKind.SALESFORCE_IMPORT, {"object": body.object, "ids": ids})
 
 
-@router.post("/backfill/hubspot", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/backfill/hubspot",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=error_responses(409),
+)
 async def backfill_from_hubspot(session: SessionDep, settings: SettingsDep) -> JobCreated:
     _require(
         settings.hubspot_access_token is not None or settings.hubspot_refresh_token is not None,
@@ -79,7 +93,7 @@ async def backfill_from_hubspot(session: SessionDep, settings: SettingsDep) -> J
     return await _queue(session, JobKind.HUBSPOT_BACKFILL, {})
 
 
-@router.get("/jobs/{job_id}")
+@router.get("/jobs/{job_id}", responses=error_responses(404))
 async def get_job(job_id: RowId, session: SessionDep) -> JobOut:
     job = await session.get(Job, job_id)
     if job is None:

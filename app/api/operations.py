@@ -3,20 +3,26 @@
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Path, Query, status
 from pydantic import BaseModel
 from sqlalchemy import select, update
 
 from app.api.deps import AdminDep, SessionDep
 from app.api.paging import Limit
 from app.delivery.models import Delivery, DeliveryStatus, Target
-from app.errors import Conflict, NotFound
+from app.errors import Conflict, NotFound, error_responses
 from app.models import utc_now
 from app.sync.gate import Decision, Direction
 from app.sync.models import DecisionRecord
-from app.sync.schemas import DecisionOut
+from app.sync.schemas import ROW_ID_MAX, ROW_ID_MIN, DecisionOut
 
-router = APIRouter(prefix="/api", tags=["operations"], dependencies=[AdminDep])
+# Ids outside a column's range name no row, and the drivers would fail to bind them.
+ContactId = Annotated[int | None, Query(ge=ROW_ID_MIN, le=ROW_ID_MAX)]
+DeliveryId = Annotated[int, Path(ge=-(2**63), le=2**63 - 1)]  # deliveries.id is a BIGINT
+
+router = APIRouter(
+    prefix="/api", tags=["operations"], dependencies=[AdminDep], responses=error_responses(401)
+)
 
 
 class DecisionList(BaseModel):
@@ -26,7 +32,7 @@ class DecisionList(BaseModel):
 @router.get("/decisions")
 async def list_decisions(
     session: SessionDep,
-    contact_id: int | None = None,
+    contact_id: ContactId = None,
     decision: Decision | None = None,
     direction: Direction | None = None,
     limit: Limit = 100,
@@ -70,7 +76,7 @@ async def list_deliveries(
     session: SessionDep,
     status_: Annotated[DeliveryStatus | None, Query(alias="status")] = None,
     target: Target | None = None,
-    contact_id: int | None = None,
+    contact_id: ContactId = None,
     limit: Limit = 100,
 ) -> DeliveryList:
     query = select(Delivery).order_by(Delivery.id.desc()).limit(limit)
@@ -105,8 +111,12 @@ async def retry_dead_deliveries(session: SessionDep) -> RetryOut:
     return RetryOut(retried=result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-@router.post("/deliveries/{delivery_id}/retry", status_code=status.HTTP_202_ACCEPTED)
-async def retry_delivery(delivery_id: int, session: SessionDep) -> DeliveryOut:
+@router.post(
+    "/deliveries/{delivery_id}/retry",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=error_responses(404, 409),
+)
+async def retry_delivery(delivery_id: DeliveryId, session: SessionDep) -> DeliveryOut:
     delivery = await session.get(Delivery, delivery_id, with_for_update=True)
     if delivery is None:
         raise NotFound(f"delivery {delivery_id} does not exist")

@@ -4,6 +4,7 @@ from fastapi import APIRouter, Response, status
 
 from app.api.deps import AdminDep, SessionDep
 from app.api.paging import Cursor, Limit, encode_cursor
+from app.errors import error_responses
 from app.sync import segments
 from app.sync.schemas import (
     ContactOut,
@@ -19,10 +20,15 @@ from app.sync.schemas import (
     SegmentPatch,
 )
 
-router = APIRouter(prefix="/api/segments", tags=["segments"], dependencies=[AdminDep])
+router = APIRouter(
+    prefix="/api/segments",
+    tags=["segments"],
+    dependencies=[AdminDep],
+    responses=error_responses(401),
+)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=error_responses(422))
 async def create_segment(body: SegmentIn, session: SessionDep) -> SegmentOut:
     segment = await segments.create_segment(session, body.name, body.type, body.filter)
     return SegmentOut.of(segment)
@@ -33,31 +39,35 @@ async def list_segments(session: SessionDep) -> SegmentList:
     return SegmentList(items=[SegmentOut.of(s) for s in await segments.list_segments(session)])
 
 
-@router.post("/preview")
+@router.post("/preview", responses=error_responses(422))
 async def preview_segment(body: FilterIn, session: SessionDep) -> PreviewOut:
     size, sample = await segments.preview(session, body.filter)
     return PreviewOut(size=size, sample=[ContactOut.of(contact) for contact in sample])
 
 
-@router.get("/{segment_id}")
+@router.get("/{segment_id}", responses=error_responses(404))
 async def get_segment(segment_id: RowId, session: SessionDep) -> SegmentOut:
     return SegmentOut.of(await segments.get_segment(session, segment_id))
 
 
-@router.patch("/{segment_id}")
+@router.patch("/{segment_id}", responses=error_responses(404, 422))
 async def update_segment(segment_id: RowId, body: SegmentPatch, session: SessionDep) -> SegmentOut:
     segment = await segments.get_segment(session, segment_id)
     fields = body.model_dump(include=body.model_fields_set)
     return SegmentOut.of(await segments.update_segment(session, segment, fields))
 
 
-@router.delete("/{segment_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{segment_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(404, 409),
+)
 async def delete_segment(segment_id: RowId, session: SessionDep) -> Response:
     await segments.delete_segment(session, await segments.get_segment(session, segment_id))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/{segment_id}/members")
+@router.get("/{segment_id}/members", responses=error_responses(404, 422))
 async def list_members(
     segment_id: RowId, session: SessionDep, after: Cursor, limit: Limit = 100
 ) -> ContactPage:
@@ -81,12 +91,12 @@ async def _change_members(
     )
 
 
-@router.post("/{segment_id}/members")
+@router.post("/{segment_id}/members", responses=error_responses(404, 409))
 async def add_members(segment_id: RowId, body: MembersIn, session: SessionDep) -> MembersChangeOut:
     return await _change_members(segment_id, body, session, add=True)
 
 
-@router.delete("/{segment_id}/members")
+@router.delete("/{segment_id}/members", responses=error_responses(404, 409))
 async def remove_members(
     segment_id: RowId, body: MembersIn, session: SessionDep
 ) -> MembersChangeOut:

@@ -3,6 +3,7 @@
 from fastapi import APIRouter, Response, status
 
 from app.api.deps import AdminDep, SessionDep
+from app.errors import error_responses
 from app.sync import preferences
 from app.sync.mapping import Mapping, load_mappings, replace_mappings
 from app.sync.models import SyncSettings
@@ -15,7 +16,9 @@ from app.sync.schemas import (
     SettingsPatch,
 )
 
-router = APIRouter(prefix="/api", tags=["settings"], dependencies=[AdminDep])
+router = APIRouter(
+    prefix="/api", tags=["settings"], dependencies=[AdminDep], responses=error_responses(401)
+)
 
 
 def _settings_out(row: SyncSettings) -> SettingsOut:
@@ -34,7 +37,7 @@ async def get_inclusion_segment(session: SessionDep) -> InclusionSegment:
     return InclusionSegment(segment_id=row.inclusion_segment_id)
 
 
-@router.put("/settings/inclusion-segment")
+@router.put("/settings/inclusion-segment", responses=error_responses(404, 422))
 async def put_inclusion_segment(body: InclusionSegment, session: SessionDep) -> InclusionSegment:
     row = await preferences.set_inclusion_segment(session, body.segment_id)
     return InclusionSegment(segment_id=row.inclusion_segment_id)
@@ -51,7 +54,7 @@ async def get_settings(session: SessionDep) -> SettingsOut:
     return _settings_out(await preferences.load_settings(session))
 
 
-@router.patch("/settings")
+@router.patch("/settings", responses=error_responses(404, 422))
 async def patch_settings(body: SettingsPatch, session: SessionDep) -> SettingsOut:
     row = await preferences.load_settings(session)
     if "inclusion_segment_id" in body.model_fields_set:

@@ -9,9 +9,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.sync.filters import fold, numeric_value
 from app.sync.models import Contact, ContactProperty
 
+# The length of the `email` column; a longer value is no address (RFC 5321 allows 254).
+EMAIL_MAX_LENGTH = 320
+
 
 def normalise_email(email: str | None) -> str | None:
+    """The address as stored and matched, or None when the value is blank or too long."""
     email = (email or "").strip().lower()
+    if len(email) > EMAIL_MAX_LENGTH:
+        return None
     return email or None
 
 

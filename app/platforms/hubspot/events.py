@@ -2,7 +2,7 @@
 
 import hashlib
 import json
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic_core import from_json
@@ -10,6 +10,10 @@ from pydantic_core import from_json
 MAX_EVENTS_PER_REQUEST = 1000
 # Values stored in BIGINT columns (occurred_at_ms) or in the 64-character object_key.
 _MAX_INT64 = 2**63 - 1
+# Record ids become `hubspot_id` (32 characters) and `object_key`: at most a signed 64-bit int.
+_RecordId = Annotated[int, Field(ge=-_MAX_INT64, le=_MAX_INT64)]
+# The last millisecond of 9999-12-31: later times are no datetime (processing converts them).
+_MAX_TIME_MS = 253_402_300_799_999
 
 SUBSCRIPTION_TYPES = frozenset(
     {
@@ -32,7 +36,7 @@ class HubSpotEvent(BaseModel):
     subscription_id: int | None = Field(default=None, alias="subscriptionId")
     portal_id: int = Field(alias="portalId")
     app_id: int | None = Field(default=None, alias="appId")
-    occurred_at: int = Field(alias="occurredAt", ge=0, le=_MAX_INT64)
+    occurred_at: int = Field(alias="occurredAt", ge=0, le=_MAX_TIME_MS)
     # Real deliveries say `subscriptionType`; HubSpot's own documented example says `eventType`.
     # No control characters: the value is stored in a text column (PostgreSQL refuses NUL).
     subscription_type: str = Field(
@@ -43,15 +47,18 @@ class HubSpotEvent(BaseModel):
         pattern=r"^[^\x00-\x1f\x7f]+$",
     )
     attempt_number: int = Field(default=0, alias="attemptNumber")
-    object_id: int = Field(alias="objectId", ge=-_MAX_INT64, le=_MAX_INT64)
+    object_id: _RecordId = Field(alias="objectId")
     change_source: str | None = Field(default=None, alias="changeSource")
     source_id: str | None = Field(default=None, alias="sourceId")
     change_flag: str | None = Field(default=None, alias="changeFlag")
-    property_name: str | None = Field(default=None, alias="propertyName", max_length=255)
+    # A property name is a key of the contact's stored properties: no NUL (PostgreSQL text).
+    property_name: str | None = Field(
+        default=None, alias="propertyName", max_length=255, pattern=r"^[^\x00]*$"
+    )
     property_value: str | None = Field(default=None, alias="propertyValue")
-    merged_object_ids: list[int] | None = Field(default=None, alias="mergedObjectIds")
-    primary_object_id: int | None = Field(default=None, alias="primaryObjectId")
-    new_object_id: int | None = Field(default=None, alias="newObjectId")
+    merged_object_ids: list[_RecordId] | None = Field(default=None, alias="mergedObjectIds")
+    primary_object_id: _RecordId | None = Field(default=None, alias="primaryObjectId")
+    new_object_id: _RecordId | None = Field(default=None, alias="newObjectId")
 
 
 _body_adapter = TypeAdapter(list[dict[str, Any]])
