@@ -24,7 +24,7 @@ from app.sync.processor import (
     process_hubspot_event,
 )
 from app.sync.salesforce_events import process_salesforce_event
-from app.sync.segments import filter_properties
+from app.sync.segments import active_segments, filter_properties
 
 log = logging.getLogger("syncgate.inbox")
 
@@ -89,6 +89,7 @@ class InboxProcessor:
             new_contacts_as=settings.new_contacts_as,
             create_from_leads=settings.create_from_leads,
             create_from_contacts=settings.create_from_contacts,
+            active_segments=await active_segments(session),
         )
 
     async def _read_new_contacts(

@@ -14,6 +14,7 @@ from app.inbox.models import InboxEvent, InboxStatus
 from app.platforms.hubspot.client import HubSpotContact
 from app.platforms.hubspot.events import HubSpotEvent
 from app.sync import contacts as store
+from app.sync.decisions import add_decision
 from app.sync.gate import (
     Decision,
     Direction,
@@ -24,8 +25,8 @@ from app.sync.gate import (
     salesforce_field,
 )
 from app.sync.mapping import Mapping
-from app.sync.models import Contact, DecisionRecord, SegmentMember
-from app.sync.segments import refresh_memberships
+from app.sync.models import Contact
+from app.sync.segments import ActiveSegment, refresh_memberships
 
 log = logging.getLogger("syncgate.processor")
 
@@ -40,6 +41,7 @@ class ProcessingContext:
     new_contacts_as: str
     create_from_leads: bool
     create_from_contacts: bool
+    active_segments: list[ActiveSegment] = field(default_factory=list)
     # HubSpot contacts read ahead of the transaction for `contact.creation` events, by id;
     # None marks a contact HubSpot no longer has.
     hubspot_reads: dict[str, HubSpotContact | None] = field(default_factory=dict)
@@ -55,18 +57,7 @@ async def record_decision(
     contact: Contact | None,
     event: InboxEvent,
 ) -> None:
-    detail: dict[str, object] = {"reason": outcome.reason}
-    if outcome.values:
-        detail["properties"] = sorted(outcome.values)
-    session.add(
-        DecisionRecord(
-            direction=direction,
-            decision=outcome.decision,
-            contact_id=contact.id if contact else None,
-            source_event=f"{event.source}:{event.id}",
-            detail=detail,
-        )
-    )
+    add_decision(session, direction, outcome, contact, f"{event.source}:{event.id}")
     ctx.recorded.append((direction, outcome.decision))
 
 
@@ -87,17 +78,6 @@ async def _contact_for(session: AsyncSession, hubspot_id: str) -> Contact:
         session.add(contact)
         await session.flush()
     return contact
-
-
-async def _is_member(session: AsyncSession, contact: Contact, segment_id: int | None) -> bool:
-    if segment_id is None:
-        return False
-    found = await session.scalar(
-        select(SegmentMember.contact_id).where(
-            SegmentMember.segment_id == segment_id, SegmentMember.contact_id == contact.id
-        )
-    )
-    return found is not None
 
 
 def hubspot_properties_to_read(mappings: list[Mapping], filter_properties: set[str]) -> list[str]:
@@ -142,10 +122,9 @@ async def _gate_and_queue(
     full: bool,
 ) -> None:
     inclusion = ctx.inclusion_segment_id
-    was_member = await _is_member(session, contact, inclusion)
-    await refresh_memberships(session, contact)
-    is_member = await _is_member(session, contact, inclusion)
-    membership = Membership(inclusion, member=is_member, joined=is_member and not was_member)
+    before, after = await refresh_memberships(session, contact, ctx.active_segments)
+    member = inclusion in after
+    membership = Membership(inclusion, member=member, joined=member and inclusion not in before)
     change = HubSpotChange(
         changed=changed,
         properties=contact.property_values(),

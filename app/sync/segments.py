@@ -1,6 +1,7 @@
 """Segments: active ones follow their filter, static ones keep an explicit member list."""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, func, insert, literal, select, update
@@ -216,11 +217,31 @@ async def change_static_members(
     return missing
 
 
-async def refresh_memberships(session: AsyncSession, contact: Contact) -> tuple[set[int], set[int]]:
-    """Re-evaluate every active segment for one contact (in Python); returns (joined, left)."""
-    segments = (
-        await session.scalars(select(Segment).where(Segment.type == SegmentType.ACTIVE))
+@dataclass(frozen=True)
+class ActiveSegment:
+    id: int
+    filter: Filter
+
+
+async def active_segments(session: AsyncSession) -> list[ActiveSegment]:
+    """Every active segment with its parsed filter (load once, evaluate for many contacts)."""
+    rows = (
+        await session.execute(
+            select(Segment.id, Segment.filter).where(Segment.type == SegmentType.ACTIVE)
+        )
     ).all()
+    return [ActiveSegment(segment_id, parse_filter(raw)) for segment_id, raw in rows]
+
+
+async def refresh_memberships(
+    session: AsyncSession, contact: Contact, segments: list[ActiveSegment] | None = None
+) -> tuple[set[int], set[int]]:
+    """Re-evaluate every active segment for one contact (in Python).
+
+    Returns the contact's segment ids before and after.
+    """
+    if segments is None:
+        segments = await active_segments(session)
     current = set(
         (
             await session.scalars(
@@ -229,7 +250,7 @@ async def refresh_memberships(session: AsyncSession, contact: Contact) -> tuple[
         ).all()
     )
     values = contact.property_values()
-    should = {segment.id for segment in segments if matches(parse_filter(segment.filter), values)}
+    should = {segment.id for segment in segments if matches(segment.filter, values)}
     active_ids = {segment.id for segment in segments}
     joined = should - current
     left = (current & active_ids) - should
@@ -256,7 +277,7 @@ async def refresh_memberships(session: AsyncSession, contact: Contact) -> tuple[
                 .values(size=Segment.size + step)
                 .execution_options(synchronize_session="fetch")
             )
-    return joined, left
+    return current, (current - left) | joined
 
 
 async def is_member(session: AsyncSession, contact: Contact, segment_id: int | None) -> bool:
