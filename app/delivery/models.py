@@ -51,6 +51,9 @@ class Delivery(TimestampMixin, Base):
     # When the earliest webhook that this delivery carries was received (latency metric).
     first_received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
     source_event: Mapped[str | None] = mapped_column(String(64))
+    # Every email a create was looked up or sent under: when an answer is lost and the email
+    # changes before the retry, the record made under the old email must still be found.
+    searched_emails: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (

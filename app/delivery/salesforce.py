@@ -44,6 +44,7 @@ class Claimed:
     salesforce_id: str | None
     salesforce_object: str | None
     merged_into_id: int | None
+    searched_emails: list[str] = field(default_factory=list)  # oldest first, current last
     # Filled while sending.
     object_type: str = ""
     record_id: str | None = None
@@ -109,19 +110,26 @@ class SalesforceDeliverer(Deliverer[Claimed]):
     ) -> list[Claimed]:
         self.mappings = await load_mappings(session)
         self.new_as = (await load_settings(session)).new_contacts_as
-        return [
-            Claimed(
-                id=delivery.id,
-                contact_id=delivery.contact_id,
-                attempts=delivery.attempts,
-                values=dict(delivery.values),
-                email=contact.email,
-                salesforce_id=contact.salesforce_id,
-                salesforce_object=contact.salesforce_object,
-                merged_into_id=contact.merged_into_id,
+        claimed = []
+        for delivery, contact in rows:
+            if contact.salesforce_id is None and contact.email:
+                # Saved with the claim, before anything is sent.
+                earlier = [e for e in delivery.searched_emails if e != contact.email]
+                delivery.searched_emails = [*earlier, contact.email]
+            claimed.append(
+                Claimed(
+                    id=delivery.id,
+                    contact_id=delivery.contact_id,
+                    attempts=delivery.attempts,
+                    values=dict(delivery.values),
+                    email=contact.email,
+                    salesforce_id=contact.salesforce_id,
+                    salesforce_object=contact.salesforce_object,
+                    merged_into_id=contact.merged_into_id,
+                    searched_emails=list(delivery.searched_emails),
+                )
             )
-            for delivery, contact in rows
-        ]
+        return claimed
 
     async def send(self, claimed: list[Claimed]) -> dict[int, Result]:
         assert self.client is not None
@@ -150,8 +158,7 @@ class SalesforceDeliverer(Deliverer[Claimed]):
                 item.object_type = item.salesforce_object or new_as
                 item.record_id = item.salesforce_id
                 item.fields = to_salesforce_fields(item.values, item.object_type, mappings)
-            elif item.email and item.email in found:
-                record = found[item.email]
+            elif (record := _found_for(item, found)) is not None:
                 owner = owners.get(record.id)
                 if owner is not None and owner not in (item.contact_id, item.merged_into_id):
                     # Never write one contact's values over the record another contact owns.
@@ -258,7 +265,7 @@ class SalesforceDeliverer(Deliverer[Claimed]):
         self, client: SalesforceClient, unlinked: list[Claimed], mappings: list[Mapping]
     ) -> dict[str, SalesforceRecord]:
         """Rule 6: before creating, look the record up by email (most recently modified wins)."""
-        emails = sorted({c.email for c in unlinked if c.email})
+        emails = sorted({e for c in unlinked for e in [*c.searched_emails, c.email or ""] if e})
         if not emails:
             return {}
         fields = {
@@ -363,6 +370,14 @@ class SalesforceDeliverer(Deliverer[Claimed]):
         known = dict(item.found.values) if item.found else dict(contact.salesforce_values or {})
         contact.salesforce_values = {**known, **item.fields}
         return None
+
+
+def _found_for(item: Claimed, found: dict[str, SalesforceRecord]) -> SalesforceRecord | None:
+    """The record for the contact's current email, else one made under an email it had."""
+    for email in [item.email or "", *reversed(item.searched_emails)]:
+        if email in found:
+            return found[email]
+    return None
 
 
 def _required_fields(object_type: str) -> tuple[str, ...]:

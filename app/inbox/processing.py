@@ -8,7 +8,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.db import transaction
+from app.db import is_sqlite, transaction
 from app.delivery.retry import retry_delay
 from app.inbox.models import InboxEvent, InboxStatus, Source
 from app.logging import log_context
@@ -29,6 +29,9 @@ from app.sync.segments import active_segments, filter_properties
 log = logging.getLogger("syncgate.inbox")
 
 BATCH_SIZE = 100
+# SQLite has one write lock: webhook intake waits while a round's transaction holds it, so
+# rounds there stay short enough to keep acknowledgements well inside HubSpot's 5 s.
+SQLITE_BATCH_SIZE = 20
 # Longer than one round can take; an event whose worker died is claimed again after it.
 LEASE = timedelta(seconds=120)
 
@@ -43,6 +46,7 @@ class InboxProcessor:
         self.config = config
         self.session_factory = session_factory
         self.hubspot = hubspot
+        self.batch_size = SQLITE_BATCH_SIZE if is_sqlite(config.database_url) else BATCH_SIZE
 
     async def _claim(self) -> tuple[list[int], ProcessingContext, list[str]]:
         async with transaction(self.session_factory) as session:
@@ -56,7 +60,7 @@ class InboxProcessor:
                             InboxEvent.next_attempt_at <= now,
                         )
                         .order_by(InboxEvent.id)
-                        .limit(BATCH_SIZE)
+                        .limit(self.batch_size)
                         .with_for_update(skip_locked=True)
                     )
                 ).all()

@@ -405,12 +405,6 @@ def check_hubspot(
     assert not problems, "\n".join(problems[:20]) + f"\n({len(problems)} problems)"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: after a create whose answer was lost, the retry looks the record up by "
-    "the contact's current email only; when the email changed meanwhile, a second record is "
-    "created (app/delivery/salesforce.py, _find_existing)",
-)
 def test_a_create_whose_answer_was_lost_is_not_repeated_after_an_email_change(
     platform_env: dict[str, str],
     database_url: str,
