@@ -79,12 +79,19 @@ async def transaction(factory: async_sessionmaker[AsyncSession]) -> AsyncIterato
         yield session
 
 
-def insert_ignoring_conflicts(session: AsyncSession, table: Any, rows: list[dict[str, Any]]) -> Any:
-    """`INSERT … ON CONFLICT DO NOTHING` in the session's dialect (returns the statement)."""
+def insert_ignoring_conflicts(
+    session: AsyncSession, table: Any, rows: list[dict[str, Any]] | None = None
+) -> Any:
+    """`INSERT … ON CONFLICT DO NOTHING` in the session's dialect (returns the statement).
+
+    Without `rows`, pass them to `session.execute(statement, rows)`: the statement's compiled
+    form is then cached, where a multi-row VALUES literal is compiled anew every time.
+    """
     if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(table).values(rows).on_conflict_do_nothing()
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert(table).values(rows).on_conflict_do_nothing()
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
+    statement = dialect_insert(table)
+    if rows is not None:
+        statement = statement.values(rows)
+    return statement.on_conflict_do_nothing()

@@ -5,10 +5,10 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
@@ -24,6 +24,9 @@ from app.sync.models import Contact
 log = logging.getLogger("syncgate.delivery")
 
 LEASE = timedelta(seconds=180)  # longer than one round of calls can take
+# While the inbox has a backlog, a partial batch waits up to this long for more records, so a
+# burst goes out in full batches; without a backlog nothing waits.
+HOLD_PARTIAL_BATCH = timedelta(seconds=0.5)
 
 
 @dataclass
@@ -85,9 +88,9 @@ class Deliverer(ABC, Generic[ClaimT]):
         """The platform's id of the record a delivery wrote, for its history."""
         return None
 
-    async def run_once(self) -> int:
+    async def run_once(self, *, backlog: bool = False) -> int:
         """Send one batch of due deliveries; returns how many were claimed."""
-        if not self.ready:
+        if not self.ready or (backlog and await self._worth_waiting()):
             return 0
         claimed = await self._claim()
         if not claimed:
@@ -102,6 +105,24 @@ class Deliverer(ABC, Generic[ClaimT]):
             results = {c.id: failure for c in claimed}
         await self._settle(claimed, results)
         return len(claimed)
+
+    async def _worth_waiting(self) -> bool:
+        """Whether a partial batch is young enough to wait for more records."""
+        async with self.session_factory() as session:
+            count, oldest = (
+                await session.execute(
+                    select(func.count(), func.min(Delivery.created_at)).where(
+                        Delivery.target == self.target,
+                        Delivery.status == DeliveryStatus.PENDING,
+                        Delivery.next_attempt_at <= utc_now(),
+                    )
+                )
+            ).one()
+        if count >= self.batch_size or oldest is None:
+            return False
+        if oldest.tzinfo is None:  # SQLite hands aggregates back without the UTC type
+            oldest = oldest.replace(tzinfo=UTC)
+        return bool(utc_now() - oldest < HOLD_PARTIAL_BATCH)
 
     async def _claim(self) -> list[ClaimT]:
         other = aliased(Delivery)

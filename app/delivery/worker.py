@@ -3,11 +3,14 @@
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
+from app.delivery.base import Deliverer
 from app.delivery.hubspot import HubSpotDeliverer
 from app.delivery.salesforce import SalesforceDeliverer
 from app.errors import is_store_outage
@@ -30,25 +33,35 @@ class Worker:
         self.http = httpx.AsyncClient(timeout=HTTP_TIMEOUT)
         hubspot = HubSpotClient.from_settings(config, self.http)
         salesforce = SalesforceClient.from_settings(config, self.http)
-        self.steps: list[tuple[str, Callable[[], Awaitable[int]]]] = [
-            ("inbox", InboxProcessor(config, session_factory, hubspot).run_once),
-            ("salesforce", SalesforceDeliverer(config, session_factory, salesforce).run_once),
-            ("hubspot", HubSpotDeliverer(config, session_factory, hubspot).run_once),
-            ("jobs", JobRunner(config, session_factory, hubspot, salesforce).run_once),
+        self.inbox = InboxProcessor(config, session_factory, hubspot)
+        self.deliverers: list[Deliverer[Any]] = [
+            SalesforceDeliverer(config, session_factory, salesforce),
+            HubSpotDeliverer(config, session_factory, hubspot),
         ]
+        self.jobs = JobRunner(config, session_factory, hubspot, salesforce)
 
     async def run_once(self) -> bool:
         """One round over every step; True when any step did some work."""
-        busy = False
-        for name, step in self.steps:
-            try:
-                busy = await step() > 0 or busy
-            except Exception as error:
-                if is_store_outage(error):
-                    log.warning("database unavailable; %s step will retry", name)
-                else:
-                    log.exception("%s step failed", name)
-        return busy
+        processed = await self._step("inbox", self.inbox.run_once)
+        # A full inbox batch means more events are waiting: let deliveries fill up.
+        backlog = processed >= self.inbox.batch_size
+        done = processed
+        for deliverer in self.deliverers:
+            done += await self._step(
+                deliverer.target.value, partial(deliverer.run_once, backlog=backlog)
+            )
+        done += await self._step("jobs", self.jobs.run_once)
+        return done > 0
+
+    async def _step(self, name: str, step: Callable[[], Awaitable[int]]) -> int:
+        try:
+            return await step()
+        except Exception as error:
+            if is_store_outage(error):
+                log.warning("database unavailable; %s step will retry", name)
+            else:
+                log.exception("%s step failed", name)
+            return 0
 
     async def run_forever(self) -> None:
         log.info("worker started")

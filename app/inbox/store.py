@@ -17,8 +17,8 @@ async def _insert(session: AsyncSession, rows: list[dict[str, Any]]) -> int:
     """Insert rows, skipping those already stored; returns how many were new."""
     if not rows:
         return 0
-    statement = insert_ignoring_conflicts(session, InboxEvent, rows).returning(InboxEvent.id)
-    return len((await session.execute(statement)).all())
+    statement = insert_ignoring_conflicts(session, InboxEvent).returning(InboxEvent.id)
+    return len((await session.execute(statement, rows)).all())
 
 
 async def store_hubspot_events(
