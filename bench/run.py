@@ -144,6 +144,7 @@ class Service:
         worker: bool,
         salesforce_url: str | None = None,
         poll_seconds: float | None = None,
+        separate_worker: bool = False,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -165,13 +166,24 @@ class Service:
         if poll_seconds is not None:
             env["SYNCGATE_WORKER_POLL_SECONDS"] = str(poll_seconds)
         args = [sys.executable, "-m", "app", "serve", "--port", str(self.port)]
-        self.process = Process("syncgate", args + ([] if worker else ["--no-worker"]), env, log_dir)
+        in_process = worker and not separate_worker
+        self.process = Process(
+            "syncgate", args + ([] if in_process else ["--no-worker"]), env, log_dir
+        )
         wait_ready(self.process, self.url)
+        # `syncgate worker` in its own process (the production shape), once serve has migrated.
+        self.worker = (
+            Process("syncgate-worker", [sys.executable, "-m", "app", "worker"], env, log_dir)
+            if separate_worker
+            else None
+        )
 
     def metrics(self) -> str:
         return httpx.get(f"{self.url}/metrics", timeout=10.0).text
 
     def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
         self.process.stop()
 
 
@@ -900,22 +912,38 @@ def measure_intake(opts: Options, dbs: Databases, log_dir: Path) -> dict[str, An
 
 
 def measure_latency(
-    opts: Options, dbs: Databases, log_dir: Path, poll_seconds: float | None
+    opts: Options,
+    dbs: Databases,
+    log_dir: Path,
+    poll_seconds: float | None,
+    *,
+    separate_worker: bool = False,
 ) -> dict[str, Any]:
     """Steady ``opts.rate`` events/s, each a new contact's email: send → record in Salesforce."""
-    url = dbs.new(f"latency_{'default' if poll_seconds is None else 'fast'}")
+    shape = "serve --no-worker + worker" if separate_worker else "serve"
+    name = f"latency-poll-{'default' if poll_seconds is None else poll_seconds}"
+    name += "-separate-worker" if separate_worker else ""
+    url = dbs.new(name.replace("-", "_").replace(".", ""))
     with fake_salesforce() as (fake, server, arrivals):
         service = Service(
-            url, log_dir, worker=True, salesforce_url=server.url, poll_seconds=poll_seconds
+            url,
+            log_dir,
+            worker=True,
+            salesforce_url=server.url,
+            poll_seconds=poll_seconds,
+            separate_worker=separate_worker,
         )
-        name = f"latency-poll-{'default' if poll_seconds is None else poll_seconds}"
+        worker_pid = service.worker.pid if service.worker is not None else None
+        worker_cpu = 0.0
         db_before: dict[str, int] | None = None
         expected: dict[str, float] = {}
         try:
             quiet = wait_for_quiet(opts.quiet_wait)
             db_before = dbs.stats(url)
             monitor = StageMonitor(url)
-            with profiled(opts, service.process.pid, name, opts.profiles):
+            if worker_pid is not None:
+                worker_cpu = -process_cpu_seconds(worker_pid)
+            with profiled(opts, worker_pid or service.process.pid, name, opts.profiles):
                 sent = loadgen(
                     {
                         "mode": "rate",
@@ -935,6 +963,8 @@ def measure_latency(
                     time.sleep(0.1)
             time.sleep(0.5)  # let the worker record the last deliveries in its metrics
             metrics = service.metrics()
+            if worker_pid is not None:
+                worker_cpu += process_cpu_seconds(worker_pid)
             stages = stage_times(monitor, len(expected), monitor.began)
             stages.pop("timeline")
         finally:
@@ -950,6 +980,7 @@ def measure_latency(
         buckets = histogram(metrics, "syncgate_forward_latency_seconds")
         writes = fake.records_per_write_call
     return {
+        "shape": shape,
         "worker_poll_seconds": poll_seconds if poll_seconds is not None else 0.5,
         "poll_setting": "default" if poll_seconds is None else "SYNCGATE_WORKER_POLL_SECONDS",
         "rate": opts.rate,
@@ -976,6 +1007,8 @@ def measure_latency(
         "stages": stages,
         "database_work_per_event": db_work,
         "server_cpu": sent["server_cpu"],
+        # the separate worker's CPU seconds over the whole run (send + drain), when there is one
+        "worker_cpu_seconds": round(worker_cpu, 2) if worker_pid is not None else None,
         "loadgen_cpu": sent["loadgen_cpu"],
         "postgres_cpu": sent["postgres_cpu"],
         "other_cpu": sent["other_cpu"],
@@ -1098,6 +1131,10 @@ def verdict(ok: bool | None) -> str:
     return "n/a" if ok is None else ("met" if ok else "MISSED")
 
 
+def latency_label(run: dict[str, Any]) -> str:
+    return f"{run.get('shape', 'serve')}, poll {fmt(run['worker_poll_seconds'], 2)} s"
+
+
 def cpu_per_ack(result: dict[str, Any]) -> float | None:
     """Server CPU milliseconds per answered request."""
     if not result.get("server_cpu") or not result.get("acks_per_s"):
@@ -1156,7 +1193,8 @@ def render(results: dict[str, Any]) -> str:
     )
     lines.append("\n2. Webhook → Salesforce latency, steady rate, 1 event per request")
     lines.append(
-        f"   {'worker poll':<11} {'sent':>5} {'arrived':>7} {'obs p50 s':>9} {'obs p99 s':>9} "
+        f"   {'processes, worker poll':<33} {'sent':>5} {'arrived':>7} {'obs p50 s':>9} "
+        f"{'obs p99 s':>9} "
         f"{'obs max s':>9} {'metric p50 s':>13} {'metric p99 s':>13} {'≤1 s':>6} "
         f"{'backlog':>7} {'rec/call':>8} {'ack p50/p99 ms':>15}"
     )
@@ -1165,13 +1203,14 @@ def render(results: dict[str, Any]) -> str:
         return f"{fmt(value, 3)} (≤{fmt(bound, 2)})" if value is not None else "—"
 
     for run in results["latency"]:
+        within = "—" if run["metric_within_1s"] is None else f"{100 * run['metric_within_1s']:.1f}%"
         lines.append(
-            f"   {fmt(run['worker_poll_seconds'], 2) + ' s':<11} {run['sent']:>5} "
+            f"   {latency_label(run):<33} {run['sent']:>5} "
             f"{run['arrived']:>7} {fmt(run['observed_p50_s'], 3):>9} "
             f"{fmt(run['observed_p99_s'], 3):>9} {fmt(run['observed_max_s'], 3):>9} "
             f"{metric(run['metric_p50_s'], run['metric_p50_bucket_le_s']):>13} "
             f"{metric(run['metric_p99_s'], run['metric_p99_bucket_le_s']):>13} "
-            f"{fmt(100 * (run['metric_within_1s'] or 0), 1) + '%':>6} "
+            f"{within:>6} "
             f"{run['stages']['peak_inbox_pending']:>7} "
             f"{fmt(run['records_per_write_call_mean']):>8} "
             f"{fmt(run['ack_p50_ms'], 0) + '/' + fmt(run['ack_p99_ms'], 0):>15}"
@@ -1183,8 +1222,8 @@ def render(results: dict[str, Any]) -> str:
         f"   {main['rate']:.0f} events/s for {main['duration_s']:.0f} s. obs = send → record "
         "stored in the fake Salesforce; metric = syncgate_forward_latency_seconds (webhook "
         "received → delivered), interpolated, (≤ bucket bound); backlog = peak pending inbox "
-        "events; ack = the webhook's own answer time. "
-        f"Target p99 ≤ 1 s at the default poll: {verdict(ok)}"
+        "events; ack = the webhook's own answer time. A separate worker has no /metrics. "
+        f"Target p99 ≤ 1 s (syncgate serve, default poll): {verdict(ok)}"
     )
     b = results["burst"]
     lines.append(
@@ -1296,21 +1335,28 @@ def render_markdown(runs: list[dict[str, Any]]) -> str:
                 for o, b in zip(ours, bare, strict=True)
             ],
         )
-    for index, label in ((0, "default 0.5 s poll"), (1, "0.05 s poll")):
+    for index in range(max(len(r["latency"]) for r in runs)):
         cells = []
         for r in runs:
             if len(r["latency"]) <= index:
                 cells.append("—")
                 continue
             run = r["latency"][index]
+            ok = run["observed_p99_s"] is not None and run["observed_p99_s"] <= 1.0
+            p50_p99 = f"{fmt(run['observed_p50_s'], 2)} / {fmt(run['observed_p99_s'], 2)}"
+            metric = (
+                f"metric {fmt(run['metric_p50_s'], 2)} / {fmt(run['metric_p99_s'], 2)}; "
+                if run["metric_p50_s"] is not None
+                else ""
+            )
             cells.append(
-                f"**{fmt(run['observed_p50_s'], 2)} / {fmt(run['observed_p99_s'], 2)}** "
-                f"(metric {fmt(run['metric_p50_s'], 2)} / {fmt(run['metric_p99_s'], 2)}; "
+                f"{p50_p99 if ok else f'**{p50_p99}**'} ({metric}"
                 f"backlog {run['stages']['peak_inbox_pending']}; "
                 f"ack p99 {fmt(run['ack_p99_ms'], 0)} ms)"
             )
         add(
-            f"webhook → Salesforce p50 / p99 s at 100 events/s, {label}",
+            "webhook → Salesforce p50 / p99 s at 100 events/s, "
+            + latency_label(runs[0]["latency"][index]),
             "p99 ≤ 1 s" if index == 0 else "",
             cells,
         )
@@ -1435,9 +1481,10 @@ def main(argv: list[str] | None = None) -> int:
         latency = [measure_latency(opts, dbs, log_dir, None)]
         if opts.fast_poll:
             latency.append(measure_latency(opts, dbs, log_dir, 0.05))
+            latency.append(measure_latency(opts, dbs, log_dir, None, separate_worker=True))
         for run in latency:
             print(
-                f"  poll {run['worker_poll_seconds']} s: {run['arrived']}/{run['sent']} arrived, "
+                f"  {latency_label(run)}: {run['arrived']}/{run['sent']} arrived, "
                 f"p50 {fmt(run['observed_p50_s'], 3)} s, p99 {fmt(run['observed_p99_s'], 3)} s",
                 flush=True,
             )
