@@ -45,22 +45,29 @@ class Claim(Protocol):
 
 
 ClaimT = TypeVar("ClaimT", bound=Claim)
+ClientT = TypeVar("ClientT")
 
 
-class Deliverer(ABC, Generic[ClaimT]):
+class Deliverer(ABC, Generic[ClaimT, ClientT]):
     """One worker step for one target: claim a batch, send it, settle every delivery."""
 
     target: Target
     batch_size: int
 
-    def __init__(self, config: Settings, session_factory: async_sessionmaker[AsyncSession]):
+    def __init__(
+        self,
+        config: Settings,
+        session_factory: async_sessionmaker[AsyncSession],
+        client: ClientT | None,
+    ) -> None:
         self.config = config
         self.session_factory = session_factory
+        self.client = client
 
     @property
-    @abstractmethod
     def ready(self) -> bool:
         """Whether the platform's credentials are configured."""
+        return self.client is not None
 
     @abstractmethod
     async def prepare(

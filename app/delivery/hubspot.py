@@ -5,9 +5,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.config import Settings
 from app.delivery.base import Deliverer, Result
 from app.delivery.models import Delivery, Operation, Target
 from app.models import utc_now
@@ -30,22 +29,9 @@ class Claimed:
     written_id: str | None = None  # the HubSpot id the write went to
 
 
-class HubSpotDeliverer(Deliverer[Claimed]):
+class HubSpotDeliverer(Deliverer[Claimed, HubSpotClient]):
     target = Target.HUBSPOT
     batch_size = BATCH_SIZE
-
-    def __init__(
-        self,
-        config: Settings,
-        session_factory: async_sessionmaker[AsyncSession],
-        client: HubSpotClient | None,
-    ) -> None:
-        super().__init__(config, session_factory)
-        self.client = client
-
-    @property
-    def ready(self) -> bool:
-        return self.client is not None
 
     async def prepare(
         self, session: AsyncSession, rows: Sequence[tuple[Delivery, Contact]]

@@ -86,7 +86,7 @@ def _keep_salesforce_values(
     return kept
 
 
-class SalesforceDeliverer(Deliverer[Claimed]):
+class SalesforceDeliverer(Deliverer[Claimed, SalesforceClient]):
     target = Target.SALESFORCE
     batch_size = BATCH_SIZE
 
@@ -96,14 +96,9 @@ class SalesforceDeliverer(Deliverer[Claimed]):
         session_factory: async_sessionmaker[AsyncSession],
         client: SalesforceClient | None,
     ) -> None:
-        super().__init__(config, session_factory)
-        self.client = client
+        super().__init__(config, session_factory, client)
         self.mappings: list[Mapping] = []
         self.new_as = "Lead"
-
-    @property
-    def ready(self) -> bool:
-        return self.client is not None
 
     async def prepare(
         self, session: AsyncSession, rows: Sequence[tuple[Delivery, Contact]]

@@ -34,7 +34,7 @@ class Worker:
         hubspot = HubSpotClient.from_settings(config, self.http)
         salesforce = SalesforceClient.from_settings(config, self.http)
         self.inbox = InboxProcessor(config, session_factory, hubspot)
-        self.deliverers: list[Deliverer[Any]] = [
+        self.deliverers: list[Deliverer[Any, Any]] = [
             SalesforceDeliverer(config, session_factory, salesforce),
             HubSpotDeliverer(config, session_factory, hubspot),
         ]
