@@ -33,21 +33,38 @@ async def enqueue(
         )
         .with_for_update()
     )
-    linked = contact.salesforce_id if target is Target.SALESFORCE else contact.hubspot_id
     if pending is None:
-        pending = Delivery(
-            target=target,
-            operation=Operation.UPDATE if linked else Operation.CREATE,
-            contact_id=contact.id,
-            values=dict(values),
-            first_received_at=received_at,
-            source_event=source_event,
-            history=[],
-        )
+        pending = new_delivery(target, contact, values, received_at, source_event)
         session.add(pending)
     else:
-        pending.values = {**pending.values, **values}
-        pending.first_received_at = min(pending.first_received_at, received_at)
-        pending.source_event = source_event
+        coalesce(pending, values, received_at, source_event)
     await session.flush()
     return pending
+
+
+def new_delivery(
+    target: Target,
+    contact: Contact,
+    values: dict[str, Any],
+    received_at: datetime,
+    source_event: str | None,
+) -> Delivery:
+    linked = contact.salesforce_id if target is Target.SALESFORCE else contact.hubspot_id
+    return Delivery(
+        target=target,
+        operation=Operation.UPDATE if linked else Operation.CREATE,
+        contact_id=contact.id,
+        values=dict(values),
+        first_received_at=received_at,
+        source_event=source_event,
+        history=[],
+    )
+
+
+def coalesce(
+    pending: Delivery, values: dict[str, Any], received_at: datetime, source_event: str | None
+) -> None:
+    """Merge newer values into a pending delivery: the latest value per field wins."""
+    pending.values = {**pending.values, **values}
+    pending.first_received_at = min(pending.first_received_at, received_at)
+    pending.source_event = source_event

@@ -20,9 +20,11 @@ from app.sync.mapping import load_mappings
 from app.sync.preferences import load_settings
 from app.sync.processor import (
     ProcessingContext,
+    contact_served_by_round_cache,
     hubspot_properties_to_read,
     process_hubspot_event,
 )
+from app.sync.round_cache import RoundCache
 from app.sync.salesforce_events import process_salesforce_event
 from app.sync.segments import active_segments, filter_properties
 
@@ -128,22 +130,53 @@ class InboxProcessor:
         if not ids:
             return 0
         retry = await self._read_new_contacts(ctx, created_ids)
-        async with transaction(self.session_factory) as session:
-            events = (
-                await session.scalars(
-                    select(InboxEvent)
-                    .where(InboxEvent.id.in_(ids))
-                    .order_by(InboxEvent.occurred_at_ms, InboxEvent.id)
-                )
-            ).all()
-            for event in events:
-                await self._process_one(session, ctx, event, retry)
+        try:
+            await self._process(ctx, ids, retry, together=True)
+        except Exception:
+            # Nothing of the round was kept; one by one, a failing event fails alone.
+            log.exception("processing the round together failed; processing its events one by one")
+            ctx.recorded.clear()
+            await self._process(ctx, ids, retry, together=False)
         for direction, decision in ctx.recorded:
             DECISIONS.labels(direction.value, decision.value).inc()
         return len(ids)
 
+    async def _process(
+        self, ctx: ProcessingContext, ids: list[int], retry: set[str], *, together: bool
+    ) -> None:
+        """Process the claimed events in one transaction: `together` shares one RoundCache and
+        lets any error abort the round; otherwise each event runs in its own savepoint."""
+        try:
+            async with transaction(self.session_factory) as session:
+                events = (
+                    await session.scalars(
+                        select(InboxEvent)
+                        .where(InboxEvent.id.in_(ids))
+                        .order_by(InboxEvent.occurred_at_ms, InboxEvent.id)
+                    )
+                ).all()
+                if together:
+                    served = (contact_served_by_round_cache(ctx, event) for event in events)
+                    ctx.cache = await RoundCache.load(session, filter(None, served))
+                for event in events:
+                    if ctx.cache is not None and contact_served_by_round_cache(ctx, event) is None:
+                        # This event reads and writes the database itself: bring it up to date.
+                        await ctx.cache.write(session)
+                        ctx.cache = None
+                    await self._process_one(session, ctx, event, retry, isolated=not together)
+                if ctx.cache is not None:
+                    await ctx.cache.write(session)
+        finally:
+            ctx.cache = None
+
     async def _process_one(
-        self, session: AsyncSession, ctx: ProcessingContext, event: InboxEvent, retry: set[str]
+        self,
+        session: AsyncSession,
+        ctx: ProcessingContext,
+        event: InboxEvent,
+        retry: set[str],
+        *,
+        isolated: bool,
     ) -> None:
         attempts = event.attempts
         with log_context(event_id=event.id, source=event.source):
@@ -154,22 +187,29 @@ class InboxProcessor:
                 self._postpone(event, attempts, "reading the contact from HubSpot failed")
                 return
             recorded = len(ctx.recorded)
-            try:
-                async with session.begin_nested():
-                    if event.source == Source.HUBSPOT:
-                        await process_hubspot_event(session, ctx, event)
-                    else:
-                        await process_salesforce_event(session, ctx, event)
-            except Exception as error:
-                del ctx.recorded[recorded:]
-                log.exception("event processing failed")
-                self._postpone(event, attempts, f"{type(error).__name__}: {error}")
-                return
+            if isolated:
+                try:
+                    async with session.begin_nested():
+                        await self._apply(session, ctx, event)
+                except Exception as error:
+                    del ctx.recorded[recorded:]
+                    log.exception("event processing failed")
+                    self._postpone(event, attempts, f"{type(error).__name__}: {error}")
+                    return
+            else:
+                await self._apply(session, ctx, event)
             event.status = InboxStatus.DONE
             event.processed_at = utc_now()
             event.last_error = None
             outcomes = [decision.value for _, decision in ctx.recorded[recorded:]]
             log.info("processed %s: %s", event.kind, ", ".join(outcomes) or "no decision")
+
+    @staticmethod
+    async def _apply(session: AsyncSession, ctx: ProcessingContext, event: InboxEvent) -> None:
+        if event.source == Source.HUBSPOT:
+            await process_hubspot_event(session, ctx, event)
+        else:
+            await process_salesforce_event(session, ctx, event)
 
     def _postpone(self, event: InboxEvent, attempts: int, error: str) -> None:
         event.last_error = error[:2000]

@@ -1,8 +1,10 @@
 """Processing inbox events: update the mirror, re-evaluate segments, apply the gate, queue."""
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -10,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import Settings
 from app.delivery.models import Delivery, DeliveryStatus, Operation, Target
 from app.delivery.outbox import enqueue
-from app.inbox.models import InboxEvent, InboxStatus
+from app.inbox.models import InboxEvent, InboxStatus, Source
 from app.platforms.hubspot.client import HubSpotContact
 from app.platforms.hubspot.events import HubSpotEvent
 from app.sync import contacts as store
@@ -26,6 +28,7 @@ from app.sync.gate import (
 )
 from app.sync.mapping import Mapping
 from app.sync.models import Contact
+from app.sync.round_cache import RoundCache
 from app.sync.segments import ActiveSegment, refresh_memberships
 
 log = logging.getLogger("syncgate.processor")
@@ -47,6 +50,28 @@ class ProcessingContext:
     hubspot_reads: dict[str, HubSpotContact | None] = field(default_factory=dict)
     hubspot_read_errors: dict[str, str] = field(default_factory=dict)
     recorded: list[tuple[Direction, Decision]] = field(default_factory=list)
+    # Set while a round processes its events together (see RoundCache).
+    cache: RoundCache | None = None
+
+
+def contact_served_by_round_cache(ctx: ProcessingContext, event: InboxEvent) -> str | None:
+    """The HubSpot contact id an event creates or updates, when a round cache can serve it:
+    a property change or a creation that was read from HubSpot. Every other event reads and
+    writes the database itself."""
+    if event.source != Source.HUBSPOT or event.kind not in (
+        "contact.propertyChange",
+        "contact.creation",
+    ):
+        return None
+    parsed = HubSpotEvent.model_validate(event.payload)
+    portal = ctx.config.hubspot_portal_id
+    hubspot_id = str(parsed.object_id)
+    if portal is not None and parsed.portal_id != portal:
+        return None
+    if parsed.subscription_type == "contact.propertyChange":
+        return hubspot_id if parsed.property_name else None
+    readable = hubspot_id not in ctx.hubspot_read_errors
+    return hubspot_id if readable and ctx.hubspot_reads.get(hubspot_id) is not None else None
 
 
 async def record_decision(
@@ -71,7 +96,9 @@ async def _locked_contact(session: AsyncSession, hubspot_id: str) -> Contact | N
     )
 
 
-async def _contact_for(session: AsyncSession, hubspot_id: str) -> Contact:
+async def _contact_for(session: AsyncSession, ctx: ProcessingContext, hubspot_id: str) -> Contact:
+    if ctx.cache is not None and (cached := ctx.cache.contacts.get(hubspot_id)) is not None:
+        return cached
     contact = await _locked_contact(session, hubspot_id)
     if contact is None:
         contact = Contact(hubspot_id=hubspot_id, properties=[], salesforce_values={})
@@ -90,17 +117,21 @@ async def _queued_salesforce_values(
 ) -> dict[str, object]:
     """What the contact's pending and in-flight Salesforce deliveries will write, by field name
     (oldest first, so later values win), for the gate to compare with."""
-    rows = (
-        await session.scalars(
-            select(Delivery.values)
-            .where(
-                Delivery.contact_id == contact.id,
-                Delivery.target == Target.SALESFORCE,
-                Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.IN_FLIGHT]),
+    rows: Sequence[dict[str, Any]]
+    if ctx.cache is not None and ctx.cache.covers(contact):
+        rows = ctx.cache.queued_salesforce_values(contact)
+    else:
+        rows = (
+            await session.scalars(
+                select(Delivery.values)
+                .where(
+                    Delivery.contact_id == contact.id,
+                    Delivery.target == Target.SALESFORCE,
+                    Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.IN_FLIGHT]),
+                )
+                .order_by(Delivery.id)
             )
-            .order_by(Delivery.id)
-        )
-    ).all()
+        ).all()
     object_type = contact.salesforce_object or ctx.new_contacts_as
     fields = {m.hubspot_property: salesforce_field(m, object_type) for m in ctx.mappings}
     queued: dict[str, object] = {}
@@ -122,7 +153,11 @@ async def _gate_and_queue(
     full: bool,
 ) -> None:
     inclusion = ctx.inclusion_segment_id
-    before, after = await refresh_memberships(session, contact, ctx.active_segments)
+    cache = ctx.cache if ctx.cache is not None and ctx.cache.covers(contact) else None
+    if cache is not None:
+        before, after = cache.refresh_memberships(contact, ctx.active_segments)
+    else:
+        before, after = await refresh_memberships(session, contact, ctx.active_segments)
     member = inclusion in after
     membership = Membership(inclusion, member=member, joined=member and inclusion not in before)
     change = HubSpotChange(
@@ -137,14 +172,21 @@ async def _gate_and_queue(
     )
     outcome = gate_hubspot_change(change, membership, ctx.mappings)
     await record_decision(session, ctx, Direction.HUBSPOT_TO_SALESFORCE, outcome, contact, event)
-    if outcome.queues_delivery:
+    source_event = f"{event.source}:{event.id}"
+    if not outcome.queues_delivery:
+        return
+    if cache is not None:
+        cache.enqueue_for_salesforce(
+            session, contact, outcome.values, event.received_at, source_event
+        )
+    else:
         await enqueue(
             session,
             target=Target.SALESFORCE,
             contact=contact,
             values=outcome.values,
             received_at=event.received_at,
-            source_event=f"{event.source}:{event.id}",
+            source_event=source_event,
         )
 
 
@@ -171,7 +213,7 @@ async def process_hubspot_event(
 
     kind = parsed.subscription_type
     if kind == "contact.propertyChange" and parsed.property_name:
-        contact = await _contact_for(session, hubspot_id)
+        contact = await _contact_for(session, ctx, hubspot_id)
         if contact.hubspot_deleted_at is not None:
             await record_decision(
                 session, ctx, direction, _ignored("contact is deleted in HubSpot"), contact, event
@@ -180,7 +222,6 @@ async def process_hubspot_event(
         update = store.apply_properties(
             contact, {parsed.property_name: parsed.property_value}, parsed.occurred_at
         )
-        await session.flush()
         await _gate_and_queue(
             session,
             ctx,
@@ -214,7 +255,7 @@ async def _process_creation(
 ) -> None:
     direction = Direction.HUBSPOT_TO_SALESFORCE
     if hubspot_id in ctx.hubspot_read_errors:
-        contact = await _contact_for(session, hubspot_id)
+        contact = await _contact_for(session, ctx, hubspot_id)
         reason = f"cannot read the new contact from HubSpot: {ctx.hubspot_read_errors[hubspot_id]}"
         await record_decision(session, ctx, direction, _ignored(reason), contact, event)
         return
@@ -230,11 +271,10 @@ async def _process_creation(
             event,
         )
         return
-    contact = await _contact_for(session, hubspot_id)
+    contact = await _contact_for(session, ctx, hubspot_id)
     update = store.apply_properties(
         contact, read.properties, max(read.updated_at_ms, event.occurred_at_ms)
     )
-    await session.flush()
     await _gate_and_queue(
         session, ctx, event, contact, changed=update.changed, stale=False, full=True
     )
@@ -319,7 +359,7 @@ async def _process_merge(
     if parsed.primary_object_id is not None:
         merged_ids.add(str(parsed.primary_object_id))
     merged_ids.discard(survivor_id)
-    survivor = await _contact_for(session, survivor_id)
+    survivor = await _contact_for(session, ctx, survivor_id)
     for merged_id in sorted(merged_ids):
         merged = await _locked_contact(session, merged_id)
         if merged is None:

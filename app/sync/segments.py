@@ -249,18 +249,11 @@ async def refresh_memberships(
             )
         ).all()
     )
-    values = contact.property_values()
-    should = {segment.id for segment in segments if matches(segment.filter, values)}
-    active_ids = {segment.id for segment in segments}
-    joined = should - current
-    left = (current & active_ids) - should
+    joined, left = membership_change(current, contact.property_values(), segments)
     if joined:
         await session.execute(
-            insert_ignoring_conflicts(
-                session,
-                SegmentMember,
-                [{"segment_id": sid, "contact_id": contact.id} for sid in sorted(joined)],
-            )
+            insert_ignoring_conflicts(session, SegmentMember),
+            [{"segment_id": sid, "contact_id": contact.id} for sid in sorted(joined)],
         )
     if left:
         await session.execute(
@@ -268,16 +261,30 @@ async def refresh_memberships(
                 SegmentMember.contact_id == contact.id, SegmentMember.segment_id.in_(left)
             )
         )
-    # Increment in SQL: concurrent workers would lose updates with read-modify-write.
-    for ids, step in ((joined, 1), (left, -1)):
-        if ids:
+    await add_to_sizes(session, dict.fromkeys(joined, 1) | dict.fromkeys(left, -1))
+    return current, (current - left) | joined
+
+
+def membership_change(
+    current: set[int], values: dict[str, str | None], segments: list[ActiveSegment]
+) -> tuple[set[int], set[int]]:
+    """The active segments a contact with these values joins and leaves (ids)."""
+    should = {segment.id for segment in segments if matches(segment.filter, values)}
+    active_ids = {segment.id for segment in segments}
+    return should - current, (current & active_ids) - should
+
+
+async def add_to_sizes(session: AsyncSession, steps: dict[int, int]) -> None:
+    """Move segment sizes by the given steps, in SQL: concurrent workers would lose updates
+    with read-modify-write."""
+    for segment_id, step in sorted(steps.items()):
+        if step:
             await session.execute(
                 update(Segment)
-                .where(Segment.id.in_(ids))
+                .where(Segment.id == segment_id)
                 .values(size=Segment.size + step)
                 .execution_options(synchronize_session="fetch")
             )
-    return current, (current - left) | joined
 
 
 async def is_member(session: AsyncSession, contact: Contact, segment_id: int | None) -> bool:

@@ -20,10 +20,18 @@ from delivery.harness import (
     now_ms,
     open_env,
 )
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
+from app.db import transaction
+from app.inbox import processing
+from app.inbox.models import InboxEvent
 from app.sync.gate import Decision, Direction
+from app.sync.models import Segment, SegmentMember, SegmentType
+from app.sync.preferences import load_settings
+from app.sync.processor import ProcessingContext
+from app.sync.segments import create_segment
 
 
 @pytest.fixture
@@ -380,3 +388,79 @@ async def test_a_creation_read_that_fails_transiently_is_retried_later(env: Env)
     assert decisions_of(await env.decisions(hubspot_id)) == [Decision.FORWARDED]
     [lead] = env.salesforce.find_by_email("later@example.com")
     assert lead["LastName"] == "Later"
+
+
+async def test_a_round_processes_its_events_together_with_the_same_outcome(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Many contacts, repeated changes of one contact, joining and leaving a segment: the
+    round's shared reads and batched writes give what event-by-event processing gives."""
+    async with transaction(env.session_factory) as session:
+        segment = await create_segment(
+            session,
+            "France",
+            SegmentType.ACTIVE,
+            {"property": "country", "operator": "eq", "value": "France"},
+        )
+        (await load_settings(session)).inclusion_segment_id = segment.id
+    events = [change(100 + n, "email", f"person{n}@example.com") for n in range(30)]
+    events += [
+        change(100, "country", "France"),  # joins: every mapped property goes
+        change(100, "firstname", "Ann"),
+        change(100, "firstname", "Annie"),  # coalesced into the same delivery
+        change(101, "country", "France"),
+        change(101, "country", "Spain"),  # joins and leaves within the round
+    ]
+    await env.send(*events)
+    assert await env.process() == len(events)
+
+    assert "processing the round together failed" not in caplog.text
+    inbox = await env.inbox()
+    assert all(e.status == "done" for e in inbox)
+    assert len(await env.decisions()) == len(events)
+    async with env.session_factory() as session:
+        members = (await session.scalars(select(SegmentMember.contact_id))).all()
+        refreshed = await session.get(Segment, segment.id)
+        assert refreshed is not None and refreshed.size == 1
+    assert members == [(await env.contact(100)).id]
+    queued = {d.contact_id: d.values for d in await env.deliveries()}
+    assert queued == {
+        (await env.contact(100)).id: {
+            "email": "person0@example.com",
+            "country": "France",
+            "firstname": "Annie",
+        },
+        # It was a member for a moment: what it had then goes, the change that took it out not.
+        (await env.contact(101)).id: {"email": "person1@example.com", "country": "France"},
+    }
+    await env.deliver()
+    assert [r["FirstName"] for r in env.salesforce.find_by_email("person0@example.com")] == [
+        "Annie"
+    ]
+
+
+@pytest.mark.round_fallback
+async def test_an_event_that_fails_in_a_round_fails_alone(
+    env: Env, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = processing.process_hubspot_event
+
+    async def failing_for_contact_7(
+        session: AsyncSession, ctx: ProcessingContext, event: InboxEvent
+    ) -> None:
+        if event.object_key == "hubspot:7":
+            raise RuntimeError("contact 7 cannot be processed")
+        await real(session, ctx, event)
+
+    monkeypatch.setattr(processing, "process_hubspot_event", failing_for_contact_7)
+    await env.sync(*(change(n, "email", f"person{n}@example.com") for n in range(5, 10)))
+
+    assert "processing the round together failed" in caplog.text
+    by_contact = {e.object_key: e for e in await env.inbox()}
+    failed = by_contact.pop("hubspot:7")
+    assert failed.status == "pending"
+    assert failed.last_error == "RuntimeError: contact 7 cannot be processed"
+    assert all(e.status == "done" for e in by_contact.values())
+    assert sorted(r["Email"] for r in env.salesforce.records.values()) == [
+        f"person{n}@example.com" for n in (5, 6, 8, 9)
+    ]
