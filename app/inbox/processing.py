@@ -32,8 +32,8 @@ log = logging.getLogger("syncgate.inbox")
 
 BATCH_SIZE = 100
 # SQLite has one write lock: webhook intake waits while a round's transaction holds it, so
-# rounds there stay short enough to keep acknowledgements well inside HubSpot's 5 s.
-SQLITE_BATCH_SIZE = 20
+# rounds there stay short (about 0.1-0.2 s) to keep acknowledgements quick.
+SQLITE_BATCH_SIZE = 50
 # Longer than one round can take; an event whose worker died is claimed again after it.
 LEASE = timedelta(seconds=120)
 
