@@ -2,12 +2,15 @@
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models import Base, TimestampMixin, UTCDateTime, utc_now
+
+if TYPE_CHECKING:
+    from app.sync.models import Contact
 
 
 class Target(StrEnum):
@@ -55,6 +58,9 @@ class Delivery(TimestampMixin, Base):
     # changes before the retry, the record made under the old email must still be found.
     searched_emails: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    # Lets a delivery be queued for a contact that is inserted in the same flush.
+    contact: Mapped["Contact"] = relationship(lazy="raise")
 
     __table_args__ = (
         Index("ix_deliveries_claim", "target", "status", "next_attempt_at"),

@@ -53,7 +53,7 @@ def new_delivery(
     return Delivery(
         target=target,
         operation=Operation.UPDATE if linked else Operation.CREATE,
-        contact_id=contact.id,
+        contact=contact,
         values=dict(values),
         first_received_at=received_at,
         source_event=source_event,

@@ -20,9 +20,9 @@ from app.sync.mapping import load_mappings
 from app.sync.preferences import load_settings
 from app.sync.processor import (
     ProcessingContext,
-    contact_served_by_round_cache,
     hubspot_properties_to_read,
     process_hubspot_event,
+    round_keys,
 )
 from app.sync.round_cache import RoundCache
 from app.sync.salesforce_events import process_salesforce_event
@@ -156,10 +156,9 @@ class InboxProcessor:
                     )
                 ).all()
                 if together:
-                    served = (contact_served_by_round_cache(ctx, event) for event in events)
-                    ctx.cache = await RoundCache.load(session, filter(None, served))
+                    ctx.cache = await RoundCache.load(session, round_keys(ctx, events))
                 for event in events:
-                    if ctx.cache is not None and contact_served_by_round_cache(ctx, event) is None:
+                    if ctx.cache is not None and not ctx.cache.serves(event):
                         # This event reads and writes the database itself: bring it up to date.
                         await ctx.cache.write(session)
                         ctx.cache = None

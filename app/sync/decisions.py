@@ -20,7 +20,7 @@ def add_decision(
     record = DecisionRecord(
         direction=direction,
         decision=outcome.decision,
-        contact_id=contact.id if contact else None,
+        contact=contact,
         source_event=source_event,
         detail=detail,
     )

@@ -149,6 +149,9 @@ class DecisionRecord(Base):
     source_event: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
+    # Lets a decision name a contact that is inserted in the same flush.
+    contact: Mapped[Contact | None] = relationship(lazy="raise")
+
     __table_args__ = (
         Index("ix_decisions_contact_id_id", "contact_id", "id"),
         Index("ix_decisions_decision_id", "decision", "id"),

@@ -28,7 +28,7 @@ from app.sync.gate import (
 )
 from app.sync.mapping import Mapping
 from app.sync.models import Contact
-from app.sync.round_cache import RoundCache
+from app.sync.round_cache import RoundCache, RoundKeys
 from app.sync.segments import ActiveSegment, refresh_memberships
 
 log = logging.getLogger("syncgate.processor")
@@ -54,24 +54,34 @@ class ProcessingContext:
     cache: RoundCache | None = None
 
 
-def contact_served_by_round_cache(ctx: ProcessingContext, event: InboxEvent) -> str | None:
-    """The HubSpot contact id an event creates or updates, when a round cache can serve it:
-    a property change or a creation that was read from HubSpot. Every other event reads and
-    writes the database itself."""
-    if event.source != Source.HUBSPOT or event.kind not in (
-        "contact.propertyChange",
-        "contact.creation",
-    ):
-        return None
-    parsed = HubSpotEvent.model_validate(event.payload)
+def round_keys(ctx: ProcessingContext, events: Sequence[InboxEvent]) -> RoundKeys:
+    """The events of a round that a RoundCache serves, with the contacts they touch: HubSpot
+    property changes, creations read from HubSpot, and Salesforce notifications in a round of
+    only those. Every other event reads and writes the database itself."""
+    keys = RoundKeys()
     portal = ctx.config.hubspot_portal_id
-    hubspot_id = str(parsed.object_id)
-    if portal is not None and parsed.portal_id != portal:
-        return None
-    if parsed.subscription_type == "contact.propertyChange":
-        return hubspot_id if parsed.property_name else None
-    readable = hubspot_id not in ctx.hubspot_read_errors
-    return hubspot_id if readable and ctx.hubspot_reads.get(hubspot_id) is not None else None
+    for event in events:
+        if event.source != Source.HUBSPOT:
+            fields = event.payload.get("fields") or {}
+            keys.salesforce_records[event.id] = (event.payload["record_id"], fields.get("Email"))
+            continue
+        if event.kind not in ("contact.propertyChange", "contact.creation"):
+            continue
+        parsed = HubSpotEvent.model_validate(event.payload)
+        hubspot_id = str(parsed.object_id)
+        if portal is not None and parsed.portal_id != portal:
+            continue
+        if parsed.subscription_type == "contact.propertyChange":
+            served = bool(parsed.property_name)
+        else:
+            readable = hubspot_id not in ctx.hubspot_read_errors
+            served = readable and ctx.hubspot_reads.get(hubspot_id) is not None
+        if served:
+            keys.hubspot_ids[event.id] = hubspot_id
+    if any(event.source == Source.HUBSPOT for event in events):
+        # A HubSpot change can alter the emails that notifications are matched by.
+        keys.salesforce_records.clear()
+    return keys
 
 
 async def record_decision(
@@ -176,8 +186,8 @@ async def _gate_and_queue(
     if not outcome.queues_delivery:
         return
     if cache is not None:
-        cache.enqueue_for_salesforce(
-            session, contact, outcome.values, event.received_at, source_event
+        cache.enqueue(
+            session, Target.SALESFORCE, contact, outcome.values, event.received_at, source_event
         )
     else:
         await enqueue(

@@ -2,108 +2,172 @@
 
 Processing event by event costs a dozen statements each (contact, memberships, queued
 deliveries, writes). A round instead locks and loads its contacts, their segment memberships
-and their queued Salesforce deliveries at once, works on them in memory, and leaves the writes
-to one flush at the end, where SQLAlchemy batches them per table.
+and their queued deliveries at once, works on them in memory, and leaves the writes to one
+flush at the end, where SQLAlchemy batches them per table.
 """
 
 from collections import defaultdict
-from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, delete, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import insert_ignoring_conflicts
 from app.delivery.models import Delivery, DeliveryStatus, Target
 from app.delivery.outbox import coalesce, new_delivery
+from app.inbox.models import InboxEvent
+from app.sync.contacts import normalise_email
 from app.sync.models import Contact, SegmentMember
 from app.sync.segments import ActiveSegment, add_to_sizes, membership_change
 
 
+@dataclass
+class RoundKeys:
+    """The events a round cache serves, by inbox id, with the contacts they touch."""
+
+    hubspot_ids: dict[int, str] = field(default_factory=dict)
+    # Salesforce record id and email of each notification.
+    salesforce_records: dict[int, tuple[str, str | None]] = field(default_factory=dict)
+
+
 class RoundCache:
-    def __init__(self) -> None:
-        self.contacts: dict[str, Contact] = {}
-        self._members: dict[int, set[int]] = {}
-        # Per contact, its Salesforce deliveries that are still to be written: the in-flight
-        # ones (read only) and the pending one (locked, coalesced into), oldest first.
-        self._in_flight: dict[int, list[dict[str, Any]]] = defaultdict(list)
-        self._pending: dict[int, Delivery] = {}
-        self._joined: set[tuple[int, int]] = set()
-        self._left: set[tuple[int, int]] = set()
+    def __init__(self, keys: RoundKeys) -> None:
+        self.keys = keys
+        self.contacts: dict[str, Contact] = {}  # by HubSpot id
+        self._by_salesforce_id: dict[str, Contact] = {}
+        self._by_email: dict[str, list[Contact]] = defaultdict(list)
+        # Keyed by the contact objects: a contact created in this round has no id until the
+        # round's flush.
+        self._members: dict[Contact, set[int]] = {}
+        # Salesforce values of in-flight deliveries per contact, oldest first (read only).
+        self._in_flight: dict[Contact, list[dict[str, Any]]] = defaultdict(list)
+        # The pending delivery per contact and target (locked, coalesced into).
+        self._pending: dict[tuple[Contact, str], Delivery] = {}
+        self._joined: set[tuple[int, Contact]] = set()
+        self._left: set[tuple[int, Contact]] = set()
         self._size_steps: dict[int, int] = defaultdict(int)
 
     @classmethod
-    async def load(cls, session: AsyncSession, hubspot_ids: Iterable[str]) -> "RoundCache":
-        """Lock and load these contacts (created when new) with what the round needs of them."""
-        cache = cls()
-        wanted = sorted(set(hubspot_ids))
-        if not wanted:
-            return cache
+    async def load(cls, session: AsyncSession, keys: RoundKeys) -> "RoundCache":
+        """Lock and load the round's contacts (HubSpot ones created when new) with their
+        memberships and queued deliveries."""
+        cache = cls(keys)
+        hubspot_ids = sorted(set(keys.hubspot_ids.values()))
+        record_ids = sorted({record_id for record_id, _ in keys.salesforce_records.values()})
+        emails = sorted(
+            {e for _, raw in keys.salesforce_records.values() if (e := normalise_email(raw))}
+        )
+        conditions: list[ColumnElement[bool]] = [
+            Contact.hubspot_id.in_(hubspot_ids) if hubspot_ids else false(),
+            Contact.salesforce_id.in_(record_ids) if record_ids else false(),
+            Contact.email.in_(emails) if emails else false(),
+        ]
         found = await session.scalars(
             select(Contact)
-            .where(Contact.hubspot_id.in_(wanted))
+            .where(or_(*conditions))
             .order_by(Contact.id)  # one lock order for every worker: no deadlocks
             .with_for_update()
             .execution_options(populate_existing=True)
         )
-        cache.contacts = {c.hubspot_id: c for c in found if c.hubspot_id is not None}
+        loaded = list(found)
+        known = {c.hubspot_id for c in loaded}
         created = [
             Contact(hubspot_id=hubspot_id, properties=[], salesforce_values={})
-            for hubspot_id in wanted
-            if hubspot_id not in cache.contacts
+            for hubspot_id in hubspot_ids
+            if hubspot_id not in known
         ]
         session.add_all(created)
         await session.flush()
-        cache.contacts.update((c.hubspot_id, c) for c in created if c.hubspot_id is not None)
-        ids = [c.id for c in cache.contacts.values()]
-        cache._members = {contact_id: set() for contact_id in ids}
+        by_id = {contact.id: contact for contact in [*loaded, *created]}
+        for contact in by_id.values():
+            cache._index(contact)
         for contact_id, segment_id in await session.execute(
             select(SegmentMember.contact_id, SegmentMember.segment_id).where(
-                SegmentMember.contact_id.in_(ids)
+                SegmentMember.contact_id.in_(by_id)
             )
         ):
-            cache._members[contact_id].add(segment_id)
-        queued = select(Delivery).where(
-            Delivery.contact_id.in_(ids), Delivery.target == Target.SALESFORCE
-        )
+            cache._members[by_id[contact_id]].add(segment_id)
+        queued = select(Delivery).where(Delivery.contact_id.in_(by_id))
         for delivery in await session.scalars(
-            queued.where(Delivery.status == DeliveryStatus.IN_FLIGHT).order_by(Delivery.id)
+            queued.where(
+                Delivery.status == DeliveryStatus.IN_FLIGHT, Delivery.target == Target.SALESFORCE
+            ).order_by(Delivery.id)
         ):
-            cache._in_flight[delivery.contact_id].append(delivery.values)
-        # Locked like `enqueue` does: a worker claiming it waits until this round commits.
+            cache._in_flight[by_id[delivery.contact_id]].append(delivery.values)
+        # Locked like `enqueue` does: a worker claiming one waits until this round commits.
         for delivery in await session.scalars(
             queued.where(Delivery.status == DeliveryStatus.PENDING).with_for_update()
         ):
-            cache._pending[delivery.contact_id] = delivery
+            cache._pending[(by_id[delivery.contact_id], delivery.target)] = delivery
         return cache
 
+    def _index(self, contact: Contact) -> None:
+        self._members.setdefault(contact, set())
+        if contact.hubspot_id is not None:
+            self.contacts[contact.hubspot_id] = contact
+        if contact.salesforce_id is not None:
+            self._by_salesforce_id[contact.salesforce_id] = contact
+        if contact.email is not None and contact.merged_into_id is None:
+            self._by_email[contact.email].append(contact)
+
+    def serves(self, event: InboxEvent) -> bool:
+        return event.id in self.keys.hubspot_ids or event.id in self.keys.salesforce_records
+
     def covers(self, contact: Contact) -> bool:
-        return contact.id in self._members
+        return contact in self._members
+
+    # -- Salesforce notifications ---------------------------------------------------------------
+
+    def match_salesforce_record(self, record_id: str, email: str | None) -> Contact | None:
+        """`salesforce_events.match_contact` in memory: by link first, then by email."""
+        linked = self._by_salesforce_id.get(record_id)
+        normalised = normalise_email(email)
+        if linked is not None or normalised is None:
+            return linked
+        candidates = self._by_email.get(normalised)
+        if not candidates:
+            return None
+        return min(candidates, key=lambda c: (c.hubspot_id is None, c.id))
+
+    def remember(self, contact: Contact, previous_salesforce_id: str | None) -> None:
+        """Keep the indexes right after a notification created or relinked a contact."""
+        if previous_salesforce_id not in (None, contact.salesforce_id):
+            self._by_salesforce_id.pop(previous_salesforce_id, None)
+        if not self.covers(contact):
+            self._index(contact)
+        elif contact.salesforce_id is not None:
+            self._by_salesforce_id[contact.salesforce_id] = contact
+
+    def is_member(self, contact: Contact, segment_id: int | None) -> bool:
+        return segment_id is not None and segment_id in self._members[contact]
+
+    # -- memberships and deliveries ---------------------------------------------------------------
 
     def refresh_memberships(
         self, contact: Contact, segments: list[ActiveSegment]
     ) -> tuple[set[int], set[int]]:
         """`segments.refresh_memberships` in memory; the rows are written by `write`."""
-        before = self._members[contact.id]
+        before = self._members[contact]
         joined, left = membership_change(before, contact.property_values(), segments)
         for segment_id in joined:
-            self._record(segment_id, contact.id, self._joined, self._left, 1)
+            self._record(segment_id, contact, self._joined, self._left, 1)
         for segment_id in left:
-            self._record(segment_id, contact.id, self._left, self._joined, -1)
+            self._record(segment_id, contact, self._left, self._joined, -1)
         after = (before - left) | joined
-        self._members[contact.id] = after
+        self._members[contact] = after
         return before, after
 
     def _record(
         self,
         segment_id: int,
-        contact_id: int,
-        into: set[tuple[int, int]],
-        undo: set[tuple[int, int]],
+        contact: Contact,
+        into: set[tuple[int, Contact]],
+        undo: set[tuple[int, Contact]],
         step: int,
     ) -> None:
-        key = (segment_id, contact_id)
+        key = (segment_id, contact)
         if key in undo:  # joined and left again within the round: nothing to write
             undo.discard(key)
         else:
@@ -112,37 +176,42 @@ class RoundCache:
 
     def queued_salesforce_values(self, contact: Contact) -> list[dict[str, Any]]:
         """The values of the contact's queued Salesforce deliveries, oldest first."""
-        pending = self._pending.get(contact.id)
-        return [*self._in_flight[contact.id], *([pending.values] if pending else [])]
+        pending = self._pending.get((contact, Target.SALESFORCE))
+        return [*self._in_flight[contact], *([pending.values] if pending else [])]
 
-    def enqueue_for_salesforce(
+    def enqueue(
         self,
         session: AsyncSession,
+        target: Target,
         contact: Contact,
         values: dict[str, Any],
         received_at: datetime,
         source_event: str | None,
     ) -> None:
-        """`outbox.enqueue` to Salesforce, on the delivery locked by `load`."""
-        pending = self._pending.get(contact.id)
+        """`outbox.enqueue`, on the pending delivery locked by `load`."""
+        pending = self._pending.get((contact, target))
         if pending is None:
-            pending = new_delivery(Target.SALESFORCE, contact, values, received_at, source_event)
+            pending = new_delivery(target, contact, values, received_at, source_event)
             session.add(pending)
-            self._pending[contact.id] = pending
+            self._pending[(contact, target)] = pending
         else:
             coalesce(pending, values, received_at, source_event)
 
     async def write(self, session: AsyncSession) -> None:
-        """Write the membership changes made in memory (the session flushes the rest)."""
+        """Write the round's changes (memberships after everything else)."""
+        await session.flush()
         if self._joined:
             await session.execute(
                 insert_ignoring_conflicts(session, SegmentMember),
-                [{"segment_id": s, "contact_id": c} for s, c in sorted(self._joined)],
+                sorted(
+                    ({"segment_id": s, "contact_id": c.id} for s, c in self._joined),
+                    key=lambda row: (row["segment_id"], row["contact_id"]),
+                ),
             )
-        for segment_id, contact_id in sorted(self._left):
+        for segment_id, contact in sorted(self._left, key=lambda key: (key[0], key[1].id)):
             await session.execute(
                 delete(SegmentMember).where(
-                    SegmentMember.segment_id == segment_id, SegmentMember.contact_id == contact_id
+                    SegmentMember.segment_id == segment_id, SegmentMember.contact_id == contact.id
                 )
             )
         await add_to_sizes(session, self._size_steps)

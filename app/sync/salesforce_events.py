@@ -80,7 +80,11 @@ async def process_salesforce_event(
         return
 
     modified_ms = salesforce_time_ms(fields.get("LastModifiedDate")) or event.occurred_at_ms
-    contact = await match_contact(session, record_id, fields.get("Email"))
+    cache = ctx.cache if ctx.cache is not None and ctx.cache.serves(event) else None
+    if cache is not None:
+        contact = cache.match_salesforce_record(record_id, fields.get("Email"))
+    else:
+        contact = await match_contact(session, record_id, fields.get("Email"))
     record_known = contact is not None and contact.salesforce_id == record_id
     if contact is not None and contact.hubspot_deleted_at is not None:
         reason = "the HubSpot contact is deleted; it is never recreated (rule 9)"
@@ -92,7 +96,12 @@ async def process_salesforce_event(
     previous = dict(contact.salesforce_values or {}) if record_known and contact else None
     hubspot_known = contact is not None and contact.hubspot_id is not None
     create_allowed = ctx.create_from_leads if object_type == "Lead" else ctx.create_from_contacts
-    member = contact is not None and await is_member(session, contact, ctx.inclusion_segment_id)
+    if contact is None:
+        member = False
+    elif cache is not None:
+        member = cache.is_member(contact, ctx.inclusion_segment_id)
+    else:
+        member = await is_member(session, contact, ctx.inclusion_segment_id)
     change = SalesforceChange(
         object_type=object_type,
         fields=fields,
@@ -115,17 +124,28 @@ async def process_salesforce_event(
                 email=normalise_email(fields.get("Email")), properties=[], salesforce_values={}
             )
             session.add(contact)
+        previous_link = contact.salesforce_id
         if link_record(contact, object_type, record_id, modified_ms):
             contact.salesforce_values = {**(contact.salesforce_values or {}), **fields}
             contact.salesforce_modified_ms = max(modified_ms, contact.salesforce_modified_ms or 0)
-        await session.flush()
+        if cache is None:
+            await session.flush()
+        else:
+            cache.remember(contact, previous_link)
     await record_decision(session, ctx, direction, outcome, contact, event)
-    if outcome.queues_delivery and contact is not None:
+    if not outcome.queues_delivery or contact is None:
+        return
+    source_event = f"{event.source}:{event.id}"
+    if cache is not None:
+        cache.enqueue(
+            session, Target.HUBSPOT, contact, outcome.values, event.received_at, source_event
+        )
+    else:
         await enqueue(
             session,
             target=Target.HUBSPOT,
             contact=contact,
             values=outcome.values,
             received_at=event.received_at,
-            source_event=f"{event.source}:{event.id}",
+            source_event=source_event,
         )

@@ -30,7 +30,7 @@ from app.inbox.models import InboxEvent
 from app.sync.gate import Decision, Direction
 from app.sync.models import Segment, SegmentMember, SegmentType
 from app.sync.preferences import load_settings
-from app.sync.processor import ProcessingContext
+from app.sync.processor import ProcessingContext, process_hubspot_event
 from app.sync.segments import create_segment
 
 
@@ -443,7 +443,7 @@ async def test_a_round_processes_its_events_together_with_the_same_outcome(
 async def test_an_event_that_fails_in_a_round_fails_alone(
     env: Env, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = processing.process_hubspot_event
+    real = process_hubspot_event
 
     async def failing_for_contact_7(
         session: AsyncSession, ctx: ProcessingContext, event: InboxEvent
