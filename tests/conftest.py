@@ -16,6 +16,8 @@ from app.main import create_app
 from app.migrate import upgrade_to_head
 from app.models_registry import Base
 
+pytest_plugins = ["support.platforms"]
+
 ADMIN_TOKEN = "test-admin-token"
 
 

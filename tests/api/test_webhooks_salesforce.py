@@ -1,7 +1,6 @@
 """`POST /webhooks/salesforce` (CONTRACT.md §3, §4): Outbound Messages in, SOAP Ack or Fault out."""
 
 # The reference message is copied verbatim, long lines included.
-# ruff: noqa: E501
 
 import asyncio
 import json
@@ -16,6 +15,7 @@ import pytest
 from defusedxml.ElementTree import fromstring
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from support.reference import SALESFORCE_OUTBOUND_MESSAGE, SALESFORCE_SESSION_ID
 
 from app.api import webhooks
 from app.config import Settings
@@ -30,43 +30,8 @@ SOAPENV = "http://schemas.xmlsoap.org/soap/envelope/"
 OUTBOUND = "http://soap.sforce.com/2005/09/outbound"
 SOAP_HEADERS = {"Content-Type": "text/xml; charset=UTF-8", "SOAPAction": '""'}
 
-SESSION_ID = "00D1I000003qqqE!AQsAQOjGFnFJzGPA12yhUGL9Aii0N6lADjH2bNUBHRer5QjjTq3_RbIzlAqHBkfjp3vlHhlwByFY9MJQJlgz_7YaGJZzRF3t"
 
-# Verbatim from reference/salesforce.md §1.4 (aspnet/WebHooks functional-test fixture).
-REAL_MESSAGE = b"""\
-<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
- <soapenv:Body>
-  <notifications xmlns="http://soap.sforce.com/2005/09/outbound">
-   <OrganizationId>012345678901234</OrganizationId>
-   <ActionId>04k1I000000bmsHQAQ</ActionId>
-   <SessionId>00D1I000003qqqE!AQsAQOjGFnFJzGPA12yhUGL9Aii0N6lADjH2bNUBHRer5QjjTq3_RbIzlAqHBkfjp3vlHhlwByFY9MJQJlgz_7YaGJZzRF3t</SessionId>
-   <EnterpriseUrl>https://na73.salesforce.com/services/Soap/c/41.0/00D1I000003qqqE</EnterpriseUrl>
-   <PartnerUrl>https://na73.salesforce.com/services/Soap/u/41.0/00D1I000003qqqE</PartnerUrl>
-   <Notification>
-    <Id>04l1I000000fztEQAQ</Id>
-    <sObject xsi:type="sf:Contact" xmlns:sf="urn:sobject.enterprise.soap.sforce.com">
-     <sf:Id>0031I0000081tbPQAQ</sf:Id>
-     <sf:CreatedDate>2017-12-11T21:49:24.000Z</sf:CreatedDate>
-     <sf:FirstName>Jeraldine</sf:FirstName>
-     <sf:LastName>Black</sf:LastName>
-     <sf:Title>White</sf:Title>
-    </sObject>
-   </Notification>
-   <Notification>
-    <Id>04l1I000000fzt9QAA</Id>
-    <sObject xsi:type="sf:Contact" xmlns:sf="urn:sobject.enterprise.soap.sforce.com">
-     <sf:Id>0031I0000081tb0QAA</sf:Id>
-     <sf:CreatedDate>2017-12-11T21:44:55.000Z</sf:CreatedDate>
-     <sf:Email>doug.bunting@example.com</sf:Email>
-     <sf:FirstName>Doug</sf:FirstName>
-     <sf:LastName>Bunting</sf:LastName>
-     <sf:Title>Supreme Being</sf:Title>
-    </sObject>
-   </Notification>
-  </notifications>
- </soapenv:Body>
-</soapenv:Envelope>
-"""
+REAL_MESSAGE = SALESFORCE_OUTBOUND_MESSAGE.encode()
 REAL_NOTIFICATION_IDS = ["04l1I000000fztEQAQ", "04l1I000000fzt9QAA"]
 
 
@@ -242,7 +207,7 @@ async def test_the_session_id_is_never_stored(
     for row in rows:
         dumped = json.dumps(row.payload)
         assert "SessionId" not in dumped and "session" not in dumped.lower()
-        assert SESSION_ID not in dumped
+        assert SALESFORCE_SESSION_ID not in dumped
         assert "AQsAQOjGFnFJzGPA12yhUGL9Aii0N6lADjH2bNUBHRer5QjjTq3" not in dumped
 
 

@@ -2,7 +2,6 @@
 and (for the browser tests) the real service process with fake platforms."""
 
 import itertools
-import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -10,20 +9,8 @@ from typing import Any
 import httpx
 import pytest
 from console.helpers import Console
-from fakes.hubspot import FakeHubSpot, create_hubspot_app
-from fakes.salesforce import FakeSalesforce, create_salesforce_app
-from fakes.server import FakeServer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from support.service import (
-    ADMIN_TOKEN as E2E_ADMIN_TOKEN,
-)
-from support.service import (
-    APP_ID,
-    HUBSPOT_SECRET,
-    PORTAL_ID,
-    SALESFORCE_ORG_ID,
-    Service,
-)
+from support.service import Service
 
 from app.config import Settings
 from app.main import create_app
@@ -75,70 +62,16 @@ def seed(session_factory: async_sessionmaker[AsyncSession]) -> Callable[..., Any
 # --- the real service, for the browser tests (the pattern of tests/e2e/conftest.py) ----------
 
 
-@pytest.fixture(scope="session")
-def salesforce_server() -> Iterator[FakeServer]:
-    with FakeServer(create_salesforce_app(FakeSalesforce(org_id=SALESFORCE_ORG_ID))) as server:
-        yield server
-
-
-@pytest.fixture(scope="session")
-def hubspot_server() -> Iterator[FakeServer]:
-    with FakeServer(create_hubspot_app(FakeHubSpot(portal_id=PORTAL_ID))) as server:
-        yield server
-
-
-@pytest.fixture
-def salesforce(salesforce_server: FakeServer) -> FakeSalesforce:
-    fake = FakeSalesforce(org_id=SALESFORCE_ORG_ID)
-    salesforce_server.app = create_salesforce_app(fake)
-    return fake
-
-
-@pytest.fixture
-def hubspot(hubspot_server: FakeServer) -> FakeHubSpot:
-    fake = FakeHubSpot(portal_id=PORTAL_ID)
-    hubspot_server.app = create_hubspot_app(fake)
-    return fake
-
-
 @pytest.fixture
 def service(
     database_url: str,
-    salesforce: FakeSalesforce,
-    hubspot: FakeHubSpot,
-    salesforce_server: FakeServer,
-    hubspot_server: FakeServer,
+    platform_env: dict[str, str],
     tmp_path: Path,
     request: pytest.FixtureRequest,
 ) -> Iterator[Service]:
-    keep = {k: v for k, v in os.environ.items() if not k.startswith("SYNCGATE_")}
-    env = {
-        **keep,
-        "SYNCGATE_DATABASE_URL": database_url,
-        "SYNCGATE_ADMIN_TOKEN": E2E_ADMIN_TOKEN,
-        "SYNCGATE_HUBSPOT_CLIENT_SECRET": HUBSPOT_SECRET,
-        "SYNCGATE_HUBSPOT_APP_ID": str(APP_ID),
-        "SYNCGATE_HUBSPOT_PORTAL_ID": str(PORTAL_ID),
-        "SYNCGATE_HUBSPOT_ACCESS_TOKEN": hubspot.access_token or "",
-        "SYNCGATE_HUBSPOT_API_BASE": hubspot_server.url,
-        "SYNCGATE_SALESFORCE_ORG_ID": SALESFORCE_ORG_ID,
-        "SYNCGATE_SALESFORCE_LOGIN_URL": salesforce_server.url,
-        "SYNCGATE_SALESFORCE_CLIENT_ID": salesforce.client_id,
-        "SYNCGATE_SALESFORCE_CLIENT_SECRET": salesforce.client_secret,
-        "SYNCGATE_WORKER_POLL_SECONDS": "0.05",
-        "SYNCGATE_RETRY_BASE_SECONDS": "0.2",
-        "SYNCGATE_RETRY_MAX_SECONDS": "2",
-    }
-    running = Service(env, tmp_path).start()
+    running = Service({**platform_env, "SYNCGATE_DATABASE_URL": database_url}, tmp_path).start()
     yield running
     running.stop()
     report = getattr(request.node, "rep_call", None)
     if report is not None and report.failed:
         print(running.logs()[-20000:])
-
-
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    report = yield
-    setattr(item, f"rep_{report.when}", report)
-    return report

