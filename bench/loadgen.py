@@ -1,4 +1,4 @@
-"""Load generator for bench/run.py: a separate process that sends signed HubSpot webhooks.
+"""Load generator for bench/run.py: a separate process that sends webhooks to syncgate.
 
 Started by run.py as ``python bench/loadgen.py '<json config>'``; writes its results as JSON to
 the file named by the config's ``output``. Three modes:
@@ -11,8 +11,15 @@ the file named by the config's ``output``. Three modes:
 - ``burst``: ``total`` events in ``events_per_body``-event requests, as fast as ``concurrency``
   connections allow; reports the wall-clock start and end.
 
-Every event is distinct (its own eventId and objectId) and every request is signed (v3 + v1) with
-the app secret; bodies and signatures are computed before the clock starts.
+``source`` chooses the platform the webhooks imitate:
+
+- ``hubspot`` (default): signed HubSpot webhooks. Every event is distinct (its own eventId and
+  objectId) and every request is signed (v3 + v1) with the app secret.
+- ``salesforce``: Salesforce Outbound Messages (SOAP 1.1, ``org_id`` as OrganizationId,
+  ``?token=`` when the config has a ``token``), each notification a new Lead (its own
+  notification Id, record Id and email; CreatedDate = LastModifiedDate, so it is a creation).
+
+Bodies (and signatures) are computed before the clock starts.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -38,6 +45,8 @@ from app.platforms.hubspot.signature import signed_headers  # noqa: E402
 PORTAL_ID = 62515
 APP_ID = 424242
 PATH = "/webhooks/hubspot"
+SALESFORCE_PATH = "/webhooks/salesforce"
+SOAP_ACK = b"<Ack>true</Ack>"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -56,6 +65,36 @@ def email_for(object_id: int) -> str:
     return f"bench-{object_id}@example.com"
 
 
+def lead_notification(object_id: int, stamp: str) -> str:
+    """One Outbound Message notification: a new Lead (CreatedDate = LastModifiedDate)."""
+    return (
+        f"<Notification><Id>04l{object_id:015d}</Id>"
+        '<sObject xsi:type="sf:Lead" xmlns:sf="urn:sobject.enterprise.soap.sforce.com">'
+        f"<sf:Id>00Q{object_id:015d}</sf:Id><sf:CreatedDate>{stamp}</sf:CreatedDate>"
+        f"<sf:LastModifiedDate>{stamp}</sf:LastModifiedDate>"
+        f"<sf:Email>{email_for(object_id)}</sf:Email><sf:FirstName>Bench</sf:FirstName>"
+        f"<sf:LastName>Lead {object_id}</sf:LastName><sf:Company>Bench Inc</sf:Company>"
+        "</sObject></Notification>"
+    )
+
+
+def outbound_message(org_id: str, notifications: list[str]) -> bytes:
+    """A SOAP envelope shaped like the real one (reference/salesforce.md §1.4)."""
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" '
+        'xmlns:xsd="http://www.w3.org/2001/XMLSchema" '
+        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body>'
+        '<notifications xmlns="http://soap.sforce.com/2005/09/outbound">'
+        f"<OrganizationId>{org_id}</OrganizationId><ActionId>04k5g000000bmsHAAQ</ActionId>"
+        '<SessionId xsi:nil="true"/>'
+        "<EnterpriseUrl>https://example.my.salesforce.com/services/Soap/c/62.0/00D</EnterpriseUrl>"
+        "<PartnerUrl>https://example.my.salesforce.com/services/Soap/u/62.0/00D</PartnerUrl>"
+        + "".join(notifications)
+        + "</notifications></soapenv:Body></soapenv:Envelope>"
+    ).encode()
+
+
 @dataclass
 class Request:
     body: bytes
@@ -64,15 +103,35 @@ class Request:
     head: bytes | None = None  # request line and headers, built once by RawClient
 
 
+def request_path(config: dict[str, Any]) -> str:
+    if config.get("source", "hubspot") == "hubspot":
+        return PATH
+    token = config.get("token")
+    return SALESFORCE_PATH + (f"?token={quote(token, safe='')}" if token else "")
+
+
 def build_requests(config: dict[str, Any], count: int, events_per_body: int) -> list[Request]:
-    """``count`` signed requests of ``events_per_body`` distinct events each."""
+    """``count`` requests of ``events_per_body`` distinct events (notifications) each."""
+    base = int(config["id_base"])
+    id_blocks = [
+        [base + i * events_per_body + j for j in range(events_per_body)] for i in range(count)
+    ]
+    if config.get("source", "hubspot") == "salesforce":
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+        headers = {"Content-Type": "text/xml; charset=UTF-8", "SOAPAction": '""'}
+        return [
+            Request(
+                outbound_message(config["org_id"], [lead_notification(i, stamp) for i in ids]),
+                headers,
+                ids,
+            )
+            for ids in id_blocks
+        ]
     uri = f"{config['url']}/webhooks/hubspot"
     secret = config["secret"]
-    base = int(config["id_base"])
     now_ms = int(time.time() * 1000)
     requests = []
-    for i in range(count):
-        ids = [base + i * events_per_body + j for j in range(events_per_body)]
+    for ids in id_blocks:
         body = (
             "[" + ",".join(event_json(oid, oid, email_for(oid), now_ms) for oid in ids) + "]"
         ).encode()
@@ -146,6 +205,16 @@ def _machine_cpu() -> tuple[float, float]:
     return float(total - idle), float(total)
 
 
+def acknowledged(config: dict[str, Any], status: str, content: bytes, events: int) -> int:
+    """Events a 200 answer took in: HubSpot's ``accepted`` count; Salesforce's SOAP Ack
+    acknowledges the whole message (duplicates included: it does not tell them apart)."""
+    if status != "200":
+        return 0
+    if config.get("source", "hubspot") == "salesforce":
+        return events if SOAP_ACK in content else 0
+    return int(json.loads(content)["accepted"])
+
+
 def percentile(sorted_values: list[float], q: float) -> float | None:
     if not sorted_values:
         return None
@@ -162,7 +231,8 @@ class Client(Protocol):
 class HttpxClient:
     """httpx.AsyncClient (h11, pure Python): about 2.5 ms of CPU per request here."""
 
-    def __init__(self, url: str, connections: int) -> None:
+    def __init__(self, url: str, connections: int, path: str = PATH) -> None:
+        self.path = path
         self.http = httpx.AsyncClient(
             base_url=url,
             limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
@@ -170,7 +240,7 @@ class HttpxClient:
         )
 
     async def post(self, request: Request) -> tuple[int, bytes]:
-        response = await self.http.post(PATH, content=request.body, headers=request.headers)
+        response = await self.http.post(self.path, content=request.body, headers=request.headers)
         return response.status_code, response.content
 
     async def aclose(self) -> None:
@@ -184,7 +254,8 @@ class RawClient:
     closes. A pool of at most ``connections`` connections, opened on demand.
     """
 
-    def __init__(self, url: str, connections: int) -> None:
+    def __init__(self, url: str, connections: int, path: str = PATH) -> None:
+        self.path = path
         parsed = urlsplit(url)
         self.host, self.port = parsed.hostname or "127.0.0.1", parsed.port or 80
         self.host_header = parsed.netloc
@@ -195,7 +266,7 @@ class RawClient:
     def wire(self, request: Request) -> bytes:
         if request.head is None:
             lines = [
-                f"POST {PATH} HTTP/1.1",
+                f"POST {self.path} HTTP/1.1",
                 f"Host: {self.host_header}",
                 f"Content-Length: {len(request.body)}",
                 *(f"{name}: {value}" for name, value in request.headers.items()),
@@ -275,8 +346,8 @@ class RawClient:
 
 def client(config: dict[str, Any], connections: int) -> Client:
     if config.get("client", "raw") == "httpx":
-        return HttpxClient(config["url"], connections)
-    return RawClient(config["url"], connections)
+        return HttpxClient(config["url"], connections, request_path(config))
+    return RawClient(config["url"], connections, request_path(config))
 
 
 async def post(http: Client, request: Request) -> tuple[str, bytes]:
@@ -405,6 +476,7 @@ async def steady_rate(config: dict[str, Any]) -> dict[str, Any]:
     acks = sorted(a for _, _, a in sent if a is not None)
     return {
         "mode": "rate",
+        "source": config.get("source", "hubspot"),
         "client": config.get("client", "raw"),
         "rate": rate,
         "sent": len(sent),
@@ -431,10 +503,10 @@ async def burst(config: dict[str, Any]) -> dict[str, Any]:
     async def sender(http: Client) -> None:
         nonlocal accepted
         while queue:
-            status, content = await post(http, queue.pop())
-            if status == "200":
-                accepted += int(json.loads(content)["accepted"])
-            else:
+            request = queue.pop()
+            status, content = await post(http, request)
+            accepted += acknowledged(config, status, content, len(request.object_ids))
+            if status != "200":
                 errors[status] = errors.get(status, 0) + 1
 
     http = client(config, concurrency)
@@ -447,6 +519,7 @@ async def burst(config: dict[str, Any]) -> dict[str, Any]:
         await http.aclose()
     return {
         "mode": "burst",
+        "source": config.get("source", "hubspot"),
         "client": config.get("client", "raw"),
         "events": total,
         "accepted": accepted,
