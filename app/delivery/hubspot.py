@@ -1,6 +1,6 @@
 """The worker step that delivers queued changes to HubSpot in batches of up to 100."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +13,7 @@ from app.models import utc_now
 from app.platforms.hubspot.client import BatchResult, HubSpotClient, HubSpotError, TransientError
 from app.sync.contacts import apply_properties
 from app.sync.models import Contact
-from app.sync.segments import refresh_memberships
+from app.sync.segments import ActiveSegment, active_segments, refresh_memberships
 
 BATCH_SIZE = 100  # inputs per HubSpot batch call
 
@@ -27,6 +27,13 @@ class Claimed:
     hubspot_id: str | None
     email: str | None
     written_id: str | None = None  # the HubSpot id the write went to
+
+
+@dataclass
+class SettleContext:
+    segments: list[ActiveSegment]
+    # The contacts that already hold the HubSpot ids that created contacts were written to.
+    holders: dict[str, Contact]
 
 
 class HubSpotDeliverer(Deliverer[Claimed, HubSpotClient]):
@@ -103,14 +110,23 @@ class HubSpotDeliverer(Deliverer[Claimed, HubSpotClient]):
                     message += f" (existing contact {outcome.existing_id})"
                 results[item.id] = Result(ok=False, message=message, transient=outcome.transient)
 
+    async def settle_context(
+        self, session: AsyncSession, claimed: list[Claimed], contacts: Mapping[int, Contact]
+    ) -> SettleContext:
+        written = {c.written_id for c in claimed if c.hubspot_id is None and c.written_id}
+        holders = await session.scalars(select(Contact).where(Contact.hubspot_id.in_(written)))
+        return SettleContext(
+            segments=await active_segments(session),
+            holders={c.hubspot_id: c for c in holders if c.hubspot_id is not None},
+        )
+
     async def on_delivered(
-        self, session: AsyncSession, contact: Contact, item: Claimed, context: Any
+        self, session: AsyncSession, contact: Contact, item: Claimed, context: SettleContext
     ) -> str | None:
-        contact = await self._link(session, contact, item.written_id)
+        contact = await self._link(session, contact, item.written_id, context.holders)
         # Remember what HubSpot now has: its webhook echo is then no change.
         apply_properties(contact, item.values, int(utc_now().timestamp() * 1000))
-        await session.flush()
-        await refresh_memberships(session, contact)
+        await refresh_memberships(session, contact, context.segments)
         if item.hubspot_id is None:
             delivery = await session.get(Delivery, item.id)
             if delivery is not None:
@@ -121,15 +137,20 @@ class HubSpotDeliverer(Deliverer[Claimed, HubSpotClient]):
         return item.written_id
 
     async def _link(
-        self, session: AsyncSession, contact: Contact, hubspot_id: str | None
+        self,
+        session: AsyncSession,
+        contact: Contact,
+        hubspot_id: str | None,
+        holders: dict[str, Contact],
     ) -> Contact:
         """Give the contact its HubSpot id; if a webhook already brought that contact in as
         another row, fold this one into it so one person stays one contact."""
         if contact.hubspot_id is not None or hubspot_id is None:
             return contact
-        holder = await session.scalar(select(Contact).where(Contact.hubspot_id == hubspot_id))
-        if holder is None:
+        holder = holders.get(hubspot_id)
+        if holder is None or holder is contact:
             contact.hubspot_id = hubspot_id
+            holders[hubspot_id] = contact
             return contact
         if holder.salesforce_id is None and contact.salesforce_id is not None:
             salesforce_id, contact.salesforce_id = contact.salesforce_id, None
