@@ -91,6 +91,9 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
         """Anything `on_delivered` needs for the whole batch, loaded once."""
         return None
 
+    async def after_settle(self, session: AsyncSession, context: Any) -> None:
+        """Anything to write once the whole batch is settled."""
+
     def record_id(self, item: ClaimT, contact: Contact) -> str | None:
         """The platform's id of the record a delivery wrote, for its history."""
         return None
@@ -222,6 +225,7 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
                     | ({"record": self.record_id(item, contact)} if result.ok else {})
                     | ({} if result.ok else {"error": result.message}),
                 ]
+            await self.after_settle(session, context)
         for latency in latencies:
             FORWARD_LATENCY.observe(latency)
         for outcome in outcomes:

@@ -13,6 +13,7 @@ from app.models import utc_now
 from app.platforms.hubspot.client import BatchResult, HubSpotClient, HubSpotError, TransientError
 from app.sync.contacts import apply_properties
 from app.sync.models import Contact
+from app.sync.round_cache import RoundCache
 from app.sync.segments import ActiveSegment, active_segments, refresh_memberships
 
 BATCH_SIZE = 100  # inputs per HubSpot batch call
@@ -32,6 +33,7 @@ class Claimed:
 @dataclass
 class SettleContext:
     segments: list[ActiveSegment]
+    memberships: RoundCache
     # The contacts that already hold the HubSpot ids that created contacts were written to.
     holders: dict[str, Contact]
 
@@ -115,10 +117,17 @@ class HubSpotDeliverer(Deliverer[Claimed, HubSpotClient]):
     ) -> SettleContext:
         written = {c.written_id for c in claimed if c.hubspot_id is None and c.written_id}
         holders = await session.scalars(select(Contact).where(Contact.hubspot_id.in_(written)))
+        holders_by_id = {c.hubspot_id: c for c in holders if c.hubspot_id is not None}
         return SettleContext(
             segments=await active_segments(session),
-            holders={c.hubspot_id: c for c in holders if c.hubspot_id is not None},
+            memberships=await RoundCache.memberships_of(
+                session, [*contacts.values(), *holders_by_id.values()]
+            ),
+            holders=holders_by_id,
         )
+
+    async def after_settle(self, session: AsyncSession, context: SettleContext) -> None:
+        await context.memberships.write(session)
 
     async def on_delivered(
         self, session: AsyncSession, contact: Contact, item: Claimed, context: SettleContext
@@ -126,7 +135,10 @@ class HubSpotDeliverer(Deliverer[Claimed, HubSpotClient]):
         contact = await self._link(session, contact, item.written_id, context.holders)
         # Remember what HubSpot now has: its webhook echo is then no change.
         apply_properties(contact, item.values, int(utc_now().timestamp() * 1000))
-        await refresh_memberships(session, contact, context.segments)
+        if context.memberships.covers(contact):
+            context.memberships.refresh_memberships(contact, context.segments)
+        else:
+            await refresh_memberships(session, contact, context.segments)
         if item.hubspot_id is None:
             delivery = await session.get(Delivery, item.id)
             if delivery is not None:

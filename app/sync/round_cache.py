@@ -7,6 +7,7 @@ flush at the end, where SQLAlchemy batches them per table.
 """
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -83,12 +84,7 @@ class RoundCache:
         by_id = {contact.id: contact for contact in [*loaded, *created]}
         for contact in by_id.values():
             cache._index(contact)
-        for contact_id, segment_id in await session.execute(
-            select(SegmentMember.contact_id, SegmentMember.segment_id).where(
-                SegmentMember.contact_id.in_(by_id)
-            )
-        ):
-            cache._members[by_id[contact_id]].add(segment_id)
+        await cache._load_memberships(session, by_id)
         queued = select(Delivery).where(Delivery.contact_id.in_(by_id))
         for delivery in await session.scalars(
             queued.where(
@@ -102,6 +98,26 @@ class RoundCache:
         ):
             cache._pending[(by_id[delivery.contact_id], delivery.target)] = delivery
         return cache
+
+    @classmethod
+    async def memberships_of(
+        cls, session: AsyncSession, contacts: Iterable[Contact]
+    ) -> "RoundCache":
+        """A cache of only these contacts' segment memberships."""
+        cache = cls(RoundKeys())
+        by_id = {contact.id: contact for contact in contacts}
+        for contact in by_id.values():
+            cache._members[contact] = set()
+        await cache._load_memberships(session, by_id)
+        return cache
+
+    async def _load_memberships(self, session: AsyncSession, by_id: dict[int, Contact]) -> None:
+        for contact_id, segment_id in await session.execute(
+            select(SegmentMember.contact_id, SegmentMember.segment_id).where(
+                SegmentMember.contact_id.in_(by_id)
+            )
+        ):
+            self._members[by_id[contact_id]].add(segment_id)
 
     def _index(self, contact: Contact) -> None:
         self._members.setdefault(contact, set())

@@ -20,7 +20,7 @@ from app.inbox import processing
 from app.inbox.store import store_salesforce_message
 from app.platforms.salesforce.outbound_message import Notification, OutboundMessage
 from app.sync.gate import Decision
-from app.sync.models import Contact, DecisionRecord, SegmentType
+from app.sync.models import Contact, DecisionRecord, Segment, SegmentMember, SegmentType
 from app.sync.preferences import load_settings
 from app.sync.round_cache import RoundKeys
 from app.sync.segments import create_segment
@@ -107,7 +107,11 @@ async def test_a_round_of_notifications_finds_the_contacts_its_earlier_ones_crea
     now = time.time() - 600
     await send_notifications(
         env,
-        lead(FIRST, "new@example.com", created=now, modified=now, FirstName="Nia"),
+        # Membership is judged before a notification's values apply (rule 4): the country
+        # makes the contact a member only once HubSpot has it.
+        lead(
+            FIRST, "new@example.com", created=now, modified=now, FirstName="Nia", Country="France"
+        ),
         # The new Lead changed again: its contact is outside the segment (rule 5).
         lead(FIRST, "new@example.com", created=now, modified=now + 5, FirstName="Nina"),
         lead(SECOND, "MEMBER@example.com", created=now, modified=now + 9, FirstName="Mo"),
@@ -138,3 +142,10 @@ async def test_a_round_of_notifications_finds_the_contacts_its_earlier_ones_crea
     assert created is not None and created["properties"]["firstname"] == "Nia"
     member = env.hubspot.get_contact(member_id)
     assert member is not None and member["properties"]["firstname"] == "Mo"
+    async with env.session_factory() as session:
+        segment = await session.scalar(select(Segment))
+        members = await session.scalars(
+            select(Contact.email).join(SegmentMember).order_by(Contact.email)
+        )
+        assert list(members) == ["member@example.com", "new@example.com"]
+        assert segment is not None and segment.size == 2
