@@ -19,6 +19,11 @@ from app.migrate import head_revision
 log = logging.getLogger("syncgate")
 
 
+def _report_worker_end(task: "asyncio.Task[None]") -> None:
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.critical("the worker stopped: %r; nothing is processed until a restart", error)
+
+
 def create_app(config: Settings, *, run_worker: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -28,10 +33,13 @@ def create_app(config: Settings, *, run_worker: bool = True) -> FastAPI:
         app.state.session_factory = create_session_factory(engine)
         app.state.migration_head = head_revision(config.database_url)
         app.state.admin_token = config.admin_token or _generated_admin_token()
+        app.state.worker = Worker(config, app.state.session_factory) if run_worker else None
         worker_task = None
-        if run_worker:
-            worker = Worker(config, app.state.session_factory)
-            worker_task = asyncio.create_task(worker.run_forever(), name="syncgate-worker")
+        if app.state.worker is not None:
+            worker_task = asyncio.create_task(
+                app.state.worker.run_forever(), name="syncgate-worker"
+            )
+            worker_task.add_done_callback(_report_worker_end)
         try:
             yield
         finally:

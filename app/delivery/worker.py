@@ -1,8 +1,9 @@
 """The worker loop: processing and delivery, beside (or apart from) the HTTP server."""
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -25,7 +26,9 @@ HTTP_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 
 class Worker:
-    """Runs each step in turn; sleeps up to `worker_poll_seconds` when a round found no work."""
+    """Runs processing, each delivery step and the jobs as concurrent loops, so a batch waiting
+    on a platform's answer never holds up the next round of processing. Each loop sleeps up to
+    `worker_poll_seconds` when it found no work; processing wakes the deliveries early."""
 
     def __init__(self, config: Settings, session_factory: async_sessionmaker[AsyncSession]):
         self.config = config
@@ -39,19 +42,54 @@ class Worker:
             HubSpotDeliverer(config, session_factory, hubspot),
         ]
         self.jobs = JobRunner(config, session_factory, hubspot, salesforce)
+        self.inbox_has_backlog = False
+        self.inbox_woken = asyncio.Event()
+        self._deliveries_woken = [asyncio.Event() for _ in self.deliverers]
 
-    async def run_once(self) -> bool:
-        """One round over every step; True when any step did some work."""
-        processed = await self._step("inbox", self.inbox.run_once)
-        # A full inbox batch means more events are waiting: let deliveries fill up.
-        backlog = processed >= self.inbox.batch_size
-        done = processed
-        for deliverer in self.deliverers:
-            done += await self._step(
-                deliverer.target.value, partial(deliverer.run_once, backlog=backlog)
-            )
-        done += await self._step("jobs", self.jobs.run_once)
-        return done > 0
+    def wake(self) -> None:
+        """New events are in the inbox: process them now rather than after the idle wait."""
+        self.inbox_woken.set()
+
+    async def _process_inbox(self) -> int:
+        processed = await self.inbox.run_once()
+        # A full batch means more events are waiting: deliveries may hold partial batches.
+        self.inbox_has_backlog = processed >= self.inbox.batch_size
+        return processed
+
+    async def run_forever(self) -> None:
+        log.info("worker started")
+        try:
+            async with asyncio.TaskGroup() as loops:
+                inbox = self._loop(
+                    "inbox", self._process_inbox, self.inbox_woken, wakes=self._deliveries_woken
+                )
+                loops.create_task(inbox)
+                for deliverer, woken in zip(self.deliverers, self._deliveries_woken, strict=True):
+                    send = partial(self._deliver, deliverer)
+                    loops.create_task(self._loop(deliverer.target.value, send, woken))
+                loops.create_task(self._loop("jobs", self.jobs.run_once, asyncio.Event()))
+        finally:
+            await self.http.aclose()
+
+    async def _deliver(self, deliverer: Deliverer[Any, Any]) -> int:
+        return await deliverer.run_once(backlog=self.inbox_has_backlog)
+
+    async def _loop(
+        self,
+        name: str,
+        step: Callable[[], Awaitable[int]],
+        woken: asyncio.Event,
+        *,
+        wakes: Sequence[asyncio.Event] = (),
+    ) -> None:
+        while True:
+            woken.clear()  # a wake-up during the step below keeps it set: no work is missed
+            if await self._step(name, step):
+                for other in wakes:
+                    other.set()
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), self.config.worker_poll_seconds)
 
     async def _step(self, name: str, step: Callable[[], Awaitable[int]]) -> int:
         try:
@@ -62,12 +100,3 @@ class Worker:
             else:
                 log.exception("%s step failed", name)
             return 0
-
-    async def run_forever(self) -> None:
-        log.info("worker started")
-        try:
-            while True:
-                if not await self.run_once():
-                    await asyncio.sleep(self.config.worker_poll_seconds)
-        finally:
-            await self.http.aclose()
