@@ -23,6 +23,9 @@ from app.platforms.salesforce.client import SalesforceClient
 log = logging.getLogger("syncgate.worker")
 
 HTTP_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+# After a partial round, a step waits this long: under a steady trickle of events, rounds of
+# one or two events each would cost more per event than they save in latency.
+GATHER_SECONDS = 0.1
 
 
 class Worker:
@@ -61,13 +64,18 @@ class Worker:
         try:
             async with asyncio.TaskGroup() as loops:
                 inbox = self._loop(
-                    "inbox", self._process_inbox, self.inbox_woken, wakes=self._deliveries_woken
+                    "inbox",
+                    self._process_inbox,
+                    self.inbox_woken,
+                    full=self.inbox.batch_size,
+                    wakes=self._deliveries_woken,
                 )
                 loops.create_task(inbox)
                 for deliverer, woken in zip(self.deliverers, self._deliveries_woken, strict=True):
                     send = partial(self._deliver, deliverer)
-                    loops.create_task(self._loop(deliverer.target.value, send, woken))
-                loops.create_task(self._loop("jobs", self.jobs.run_once, asyncio.Event()))
+                    name = deliverer.target.value
+                    loops.create_task(self._loop(name, send, woken, full=deliverer.batch_size))
+                loops.create_task(self._loop("jobs", self.jobs.run_once, asyncio.Event(), full=1))
         finally:
             await self.http.aclose()
 
@@ -80,13 +88,18 @@ class Worker:
         step: Callable[[], Awaitable[int]],
         woken: asyncio.Event,
         *,
+        full: int,
         wakes: Sequence[asyncio.Event] = (),
     ) -> None:
+        """Run `step` again at once after a full batch, after a short pause after a partial
+        one (so the next round has more to share its cost), else when woken or polled."""
         while True:
             woken.clear()  # a wake-up during the step below keeps it set: no work is missed
-            if await self._step(name, step):
+            if done := await self._step(name, step):
                 for other in wakes:
                     other.set()
+                if done < full:
+                    await asyncio.sleep(GATHER_SECONDS)
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(woken.wait(), self.config.worker_poll_seconds)
