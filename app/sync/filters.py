@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeAlias, TypeGuard
 
-from sqlalchemy import ColumnElement, and_, exists, false, not_, or_, true
+from sqlalchemy import ColumnElement, and_, exists, false, not_, or_, select, true
 from sqlalchemy.orm import aliased
 
 from app.sync.models import Contact, ContactProperty
@@ -388,18 +388,18 @@ def to_sql(filter: Filter) -> ColumnElement[bool]:
     match filter:
         case Condition():
             positive = _NEGATED.get(filter.operator, filter.operator)
-            # One EXISTS per condition, found through the (contact_id, name) primary key.
-            found = (
-                exists()
-                .where(
-                    _p.contact_id == Contact.id,
-                    _p.name == filter.property,
-                    _p.value.is_not(None),
-                    _sql_value(positive, filter.value),
-                )
-                .correlate_except(_p)
+            having = (
+                _p.name == filter.property,
+                _p.value.is_not(None),
+                _sql_value(positive, filter.value),
             )
-            return not_(found) if filter.operator in _NEGATED else found
+            if filter.operator in _NEGATED:
+                # Per contact, through the (contact_id, name) primary key.
+                return not_(
+                    exists().where(_p.contact_id == Contact.id, *having).correlate_except(_p)
+                )
+            # One pass over the property's rows (by name) instead of one probe per contact.
+            return Contact.id.in_(select(_p.contact_id).where(*having))
         case Not(filter=inner):
             return not_(to_sql(inner))
         case All(filters=items):
