@@ -101,14 +101,15 @@ class Segment(TimestampMixin, Base):
 
 
 class SegmentMember(Base):
+    """Who is in a segment. Derived data, written in bulk (a membership rebuild inserts every
+    member at once), so without foreign keys: on PostgreSQL their checks cost more than the
+    query that finds the members. `delete_segment` removes a segment's rows; contacts are
+    never deleted."""
+
     __tablename__ = "segment_members"
 
-    segment_id: Mapped[int] = mapped_column(
-        ForeignKey("segments.id", ondelete="CASCADE"), primary_key=True
-    )
-    contact_id: Mapped[int] = mapped_column(
-        ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True, index=True
-    )
+    segment_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(Integer, primary_key=True, index=True)
 
 
 class SyncSettings(TimestampMixin, Base):

@@ -103,6 +103,7 @@ async def delete_segment(session: AsyncSession, segment: Segment) -> None:
             "segment_in_use",
             f"segment {segment.id} is the inclusion segment; clear or change it first",
         )
+    await session.execute(delete(SegmentMember).where(SegmentMember.segment_id == segment.id))
     await session.delete(segment)
     await session.flush()
 
@@ -112,13 +113,14 @@ async def recompute_membership(session: AsyncSession, segment: Segment, parsed: 
     segment.status = SegmentStatus.PROCESSING
     await session.flush()
     await session.execute(delete(SegmentMember).where(SegmentMember.segment_id == segment.id))
-    await session.execute(
+    inserted = await session.execute(
         insert(SegmentMember).from_select(
             ["segment_id", "contact_id"],
             select(literal(segment.id), Contact.id).where(to_sql(parsed)),
-        )
+        ),
+        execution_options={"preserve_rowcount": True},  # psycopg's is dropped otherwise
     )
-    segment.size = await _member_count(session, segment.id)
+    segment.size = inserted.rowcount  # type: ignore[attr-defined]
     segment.status = SegmentStatus.READY
     await session.flush()
 

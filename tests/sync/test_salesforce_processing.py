@@ -145,7 +145,9 @@ async def test_a_round_of_notifications_finds_the_contacts_its_earlier_ones_crea
     async with env.session_factory() as session:
         segment = await session.scalar(select(Segment))
         members = await session.scalars(
-            select(Contact.email).join(SegmentMember).order_by(Contact.email)
+            select(Contact.email)
+            .join(SegmentMember, SegmentMember.contact_id == Contact.id)
+            .order_by(Contact.email)
         )
         assert list(members) == ["member@example.com", "new@example.com"]
         assert segment is not None and segment.size == 2
