@@ -4,8 +4,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy import Engine, Insert, create_engine, event
+from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -62,6 +62,9 @@ def create_db_engine(url: str) -> AsyncEngine:
     kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if not is_sqlite(url):
         kwargs |= {"pool_size": 10, "max_overflow": 10, "pool_timeout": 5}
+        # The JIT costs far more to compile a segment's membership query than it saves (its
+        # OR-ed subqueries are costed above every JIT threshold); nothing here runs long.
+        kwargs["connect_args"] = {"options": "-c jit=off"}
     engine = create_async_engine(_driver_url(url, use_async=True), **kwargs)
     if is_sqlite(url):
         _configure_sqlite(engine.sync_engine)
@@ -95,3 +98,18 @@ def insert_ignoring_conflicts(
     if rows is not None:
         statement = statement.values(rows)
     return statement.on_conflict_do_nothing()
+
+
+def insert_ignoring_conflicts_statement(dialect: Dialect, table: Any) -> Insert:
+    """`INSERT … ON CONFLICT DO NOTHING` into `table` for `dialect`, to run on a connection.
+
+    Its result's `rowcount` is the number of rows inserted (also for an executemany): inline,
+    so PostgreSQL gets no implicit `RETURNING id`, and with the count kept, as SQLAlchemy drops
+    it for inserts on psycopg otherwise.
+    """
+    if dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
+    statement = dialect_insert(table).on_conflict_do_nothing().inline()
+    return statement.execution_options(preserve_rowcount=True)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.config import Settings
 from app.errors import Unauthorized
@@ -15,6 +15,12 @@ from app.errors import Unauthorized
 def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
+
+
+def get_engine(request: Request) -> AsyncEngine:
+    """The app's engine, for routes that run Core statements on a connection of their own."""
+    engine: AsyncEngine = request.app.state.engine
+    return engine
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -1,18 +1,27 @@
-"""Webhook intake (§4): verify, store durably in the inbox, acknowledge."""
+"""Webhook intake (§4): verify, store durably in the inbox, acknowledge.
+
+The intake is the busiest path, so both routes stay lean: they take the `Request`, call their
+verification as plain functions (no `Depends` chain) and store through a Core connection in
+one short transaction of their own (no ORM session), committed before they answer, so a failed
+commit is never acknowledged. The dependency chain, the session and the ORM insert were more
+than half of an intake request's CPU.
+"""
 
 import hmac
 import logging
 from collections.abc import Callable, Coroutine
+from functools import lru_cache
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import AnyHttpUrl, BaseModel
 
-from app.api.deps import SessionDep, SettingsDep
+from app.api.deps import get_engine, get_settings
 from app.config import Settings
+from app.delivery.worker import Worker
 from app.errors import AppError, NotFound, error_body, is_store_outage
 from app.inbox.models import KIND_MAX_LENGTH
 from app.inbox.store import store_hubspot_events, store_salesforce_message
@@ -93,13 +102,21 @@ def _signed_uri(request: Request, public_url: str | None) -> str:
 def _public_origin(settings: Settings) -> str | None:
     """SYNCGATE_PUBLIC_URL as the settings parse it, also when a copy was given a plain string."""
     value = settings.public_url
-    if value is None or not str(value).strip():
+    if value is None:
         return None
-    return str(AnyHttpUrl(str(value).strip()))
+    return _normalised_url(str(value))
+
+
+@lru_cache(maxsize=8)
+def _normalised_url(value: str) -> str | None:
+    # Cached: parsing the same setting on every request is measurable on the intake path.
+    if not value.strip():
+        return None
+    return str(AnyHttpUrl(value.strip()))
 
 
 async def verified_hubspot_events(
-    request: Request, settings: SettingsDep
+    request: Request, settings: Settings
 ) -> list[tuple[HubSpotEvent, dict[str, Any]]]:
     """The events of a request whose HubSpot signature verifies; fails closed."""
     secret = _configured(settings.hubspot_client_secret)
@@ -157,8 +174,21 @@ class HubSpotRoute(APIRoute):
 hubspot_router = APIRouter(tags=["webhooks"], route_class=HubSpotRoute)
 
 
+def _wake_worker(request: Request) -> None:
+    """A worker in this process processes new events now instead of at its next poll."""
+    worker: Worker | None = getattr(request.app.state, "worker", None)
+    if worker is not None:
+        worker.wake()
+
+
+# Bound once: `labels()` looks the child up under a lock on every call.
+_HUBSPOT_ACCEPTED = WEBHOOK_EVENTS.labels("hubspot", "accepted")
+_HUBSPOT_DUPLICATE = WEBHOOK_EVENTS.labels("hubspot", "duplicate")
+
+
 @hubspot_router.post(
     "/webhooks/hubspot",
+    response_model=Acknowledgement,
     responses={
         400: {"description": "not an array of events"},
         401: {"description": "missing, wrong or stale signature"},
@@ -167,15 +197,16 @@ hubspot_router = APIRouter(tags=["webhooks"], route_class=HubSpotRoute)
         503: {"description": "store unavailable; HubSpot retries"},
     },
 )
-async def hubspot_webhook(
-    events: Annotated[list[tuple[HubSpotEvent, dict[str, Any]]], Depends(verified_hubspot_events)],
-    session: SessionDep,
-) -> Acknowledgement:
-    accepted = await store_hubspot_events(session, events)
+async def hubspot_webhook(request: Request) -> JSONResponse:
+    events = await verified_hubspot_events(request, get_settings(request))
+    async with get_engine(request).begin() as connection:
+        accepted = await store_hubspot_events(connection, events)
     duplicates = len(events) - accepted
-    WEBHOOK_EVENTS.labels("hubspot", "accepted").inc(accepted)
-    WEBHOOK_EVENTS.labels("hubspot", "duplicate").inc(duplicates)
-    return Acknowledgement(accepted=accepted, duplicates=duplicates)
+    _HUBSPOT_ACCEPTED.inc(accepted)
+    _HUBSPOT_DUPLICATE.inc(duplicates)
+    if accepted:
+        _wake_worker(request)
+    return JSONResponse({"accepted": accepted, "duplicates": duplicates})
 
 
 class SoapRoute(APIRoute):
@@ -214,12 +245,12 @@ class SoapRoute(APIRoute):
 
 
 salesforce_router = APIRouter(tags=["webhooks"], route_class=SoapRoute)
+_SALESFORCE_ACCEPTED = WEBHOOK_EVENTS.labels("salesforce", "accepted")
+_SALESFORCE_DUPLICATE = WEBHOOK_EVENTS.labels("salesforce", "duplicate")
 
 
 async def verified_outbound_message(
-    request: Request,
-    settings: SettingsDep,
-    token: Annotated[str | None, Query(description="SYNCGATE_SALESFORCE_WEBHOOK_TOKEN")] = None,
+    request: Request, settings: Settings, token: str | None
 ) -> OutboundMessage:
     """The Outbound Message of a request from our org (and with our token, when one is set)."""
     org_id = _configured(settings.salesforce_org_id)
@@ -261,10 +292,14 @@ async def verified_outbound_message(
     },
 )
 async def salesforce_webhook(
-    message: Annotated[OutboundMessage, Depends(verified_outbound_message)],
-    session: SessionDep,
+    request: Request,
+    token: Annotated[str | None, Query(description="SYNCGATE_SALESFORCE_WEBHOOK_TOKEN")] = None,
 ) -> Response:
-    accepted = await store_salesforce_message(session, message)
-    WEBHOOK_EVENTS.labels("salesforce", "accepted").inc(accepted)
-    WEBHOOK_EVENTS.labels("salesforce", "duplicate").inc(len(message.notifications) - accepted)
+    message = await verified_outbound_message(request, get_settings(request), token)
+    async with get_engine(request).begin() as connection:
+        accepted = await store_salesforce_message(connection, message)
+    _SALESFORCE_ACCEPTED.inc(accepted)
+    _SALESFORCE_DUPLICATE.inc(len(message.notifications) - accepted)
+    if accepted:
+        _wake_worker(request)
     return Response(ACK_RESPONSE, media_type=SOAP_CONTENT_TYPE)

@@ -1,28 +1,51 @@
-"""Storing webhook events in the inbox: one short transaction, duplicates ignored."""
+"""Storing webhook events in the inbox: one short transaction, duplicates ignored.
+
+The intake is the hottest path of the service (every webhook request), so it runs Core
+statements on a plain connection: no ORM session, no RETURNING. The insert is built once per
+dialect and its compiled form comes from the engine's cache; the driver's row count says how
+many rows were new (an `executemany` counts every row it inserted, on psycopg and sqlite3 alike).
+"""
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Insert
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from app.db import insert_ignoring_conflicts
-from app.inbox.models import InboxEvent, Source
+from app.db import insert_ignoring_conflicts_statement
+from app.inbox.models import InboxEvent, InboxStatus, Source
 from app.models import utc_now
 from app.platforms.hubspot.events import HubSpotEvent, dedup_key
 from app.platforms.salesforce.outbound_message import OutboundMessage
 
+_PENDING = InboxStatus.PENDING.value
+_INSERTS: dict[str, Insert] = {}
 
-async def _insert(session: AsyncSession, rows: list[dict[str, Any]]) -> int:
+
+def _inbox_insert(dialect: Dialect) -> Insert:
+    """`INSERT INTO inbox_events … ON CONFLICT DO NOTHING` for `dialect`, built once."""
+    statement = _INSERTS.get(dialect.name)
+    if statement is None:
+        statement = _INSERTS[dialect.name] = insert_ignoring_conflicts_statement(
+            dialect, InboxEvent.__table__
+        )
+    return statement
+
+
+async def _insert(db: AsyncConnection | AsyncSession, rows: list[dict[str, Any]]) -> int:
     """Insert rows, skipping those already stored; returns how many were new."""
     if not rows:
         return 0
-    statement = insert_ignoring_conflicts(session, InboxEvent).returning(InboxEvent.id)
-    return len((await session.execute(statement, rows)).all())
+    # A session (tests, scripts) lends its connection and transaction to the same Core insert.
+    connection = await db.connection() if isinstance(db, AsyncSession) else db
+    result = await connection.execute(_inbox_insert(connection.dialect), rows)
+    return result.rowcount
 
 
 async def store_hubspot_events(
-    session: AsyncSession, events: Sequence[tuple[HubSpotEvent, dict[str, Any]]]
+    db: AsyncConnection | AsyncSession, events: Sequence[tuple[HubSpotEvent, dict[str, Any]]]
 ) -> int:
     """Store HubSpot events; returns the number that were new."""
     now = utc_now()
@@ -36,12 +59,12 @@ async def store_hubspot_events(
             "received_at": now,
             "next_attempt_at": now,
             "payload": raw,
-            "status": "pending",
+            "status": _PENDING,
             "attempts": 0,
         }
         for event, raw in events
     ]
-    return await _insert(session, rows)
+    return await _insert(db, rows)
 
 
 def salesforce_time_ms(value: str | None) -> int | None:
@@ -57,7 +80,9 @@ def salesforce_time_ms(value: str | None) -> int | None:
     return int(parsed.timestamp() * 1000)
 
 
-async def store_salesforce_message(session: AsyncSession, message: OutboundMessage) -> int:
+async def store_salesforce_message(
+    db: AsyncConnection | AsyncSession, message: OutboundMessage
+) -> int:
     """Store each notification of an Outbound Message; returns the number that were new."""
     now = utc_now()
     received_ms = int(now.timestamp() * 1000)
@@ -81,8 +106,8 @@ async def store_salesforce_message(session: AsyncSession, message: OutboundMessa
                     "fields": notification.fields,
                     "action_id": message.action_id,
                 },
-                "status": "pending",
+                "status": _PENDING,
                 "attempts": 0,
             }
         )
-    return await _insert(session, rows)
+    return await _insert(db, rows)
