@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.config import Settings
 from app.db import is_sqlite, transaction
 from app.delivery.retry import retry_delay
-from app.errors import is_store_outage
 from app.inbox.models import InboxEvent, InboxStatus, Source
 from app.logging import log_context
 from app.metrics import DECISIONS
@@ -133,9 +132,7 @@ class InboxProcessor:
         retry = await self._read_new_contacts(ctx, created_ids)
         try:
             await self._process(ctx, ids, retry, together=True)
-        except Exception as error:
-            if is_store_outage(error):
-                raise
+        except Exception:
             # Nothing of the round was kept; one by one, a failing event fails alone.
             log.exception("processing the round together failed; processing its events one by one")
             ctx.recorded.clear()
