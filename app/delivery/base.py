@@ -197,7 +197,11 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
         async with transaction(self.session_factory) as session:
             now = utc_now()
             deliveries = await _by_id(session, Delivery, {c.id for c in claimed})
-            contacts = await _by_id(session, Contact, {c.contact_id for c in claimed})
+            # Locked up front in id order, the order a processing round locks them in: taking
+            # them one by one as the flush updates them could deadlock with a round.
+            contacts = await _by_id(
+                session, Contact, {c.contact_id for c in claimed}, lock_in_order=True
+            )
             context = await self.settle_context(session, claimed, contacts)
             for item in claimed:
                 delivery, contact = deliveries.get(item.id), contacts.get(item.contact_id)
@@ -264,6 +268,11 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
 ModelT = TypeVar("ModelT", Delivery, Contact)
 
 
-async def _by_id(session: AsyncSession, model: type[ModelT], ids: set[int]) -> dict[int, ModelT]:
-    rows = (await session.scalars(select(model).where(model.id.in_(ids)))).all()
+async def _by_id(
+    session: AsyncSession, model: type[ModelT], ids: set[int], *, lock_in_order: bool = False
+) -> dict[int, ModelT]:
+    query = select(model).where(model.id.in_(ids))
+    if lock_in_order:
+        query = query.order_by(model.id).with_for_update()
+    rows = (await session.scalars(query)).all()
     return {row.id: row for row in rows}
