@@ -36,7 +36,6 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 BENCH = Path(__file__).resolve().parent
@@ -79,6 +78,8 @@ from bench.run import (  # noqa: E402
     Databases,
     Process,
     Service,
+    _on_alarm,
+    _on_signal,
     base_env,
     machine_info,
     process_cpu_seconds,
@@ -880,14 +881,6 @@ def parse_args(argv: list[str] | None) -> Options:
         admin_url=args.postgres_url,
         quiet_wait=args.quiet_wait if args.quiet_wait is not None else (5.0 if quick else 10.0),
     )
-
-
-def _on_signal(signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-def _on_alarm(_signum: int, _frame: FrameType | None) -> None:
-    raise TimeoutError("the benchmark ran past its time limit")
 
 
 def main(argv: list[str] | None = None) -> int:
