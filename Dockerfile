@@ -4,16 +4,13 @@ WORKDIR /src
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 COPY pyproject.toml README.md ./
-COPY app ./app
+COPY syncgate ./syncgate
 RUN pip install --no-cache-dir .
 
 FROM python:3.11-slim
 RUN useradd --system --create-home --uid 10001 syncgate
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /srv/syncgate
-COPY alembic.ini ./
-COPY migrations ./migrations
-COPY app ./app
 RUN mkdir -p /data && chown syncgate /data
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \

@@ -23,7 +23,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy app tests $(wildcard bench)
+	$(BIN)/mypy syncgate tests $(wildcard bench)
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

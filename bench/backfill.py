@@ -22,14 +22,14 @@ from fakes.hubspot import FakeHubSpot, create_hubspot_app  # noqa: E402
 from fakes.server import FakeServer  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
-from app.config import Settings  # noqa: E402
-from app.db import create_db_engine, create_session_factory, transaction  # noqa: E402
-from app.jobs.models import Job, JobKind, JobStatus  # noqa: E402
-from app.jobs.runner import JobRunner  # noqa: E402
-from app.migrate import upgrade_to_head  # noqa: E402
-from app.platforms.hubspot.client import HubSpotClient  # noqa: E402
-from app.sync.models import Segment, SegmentType  # noqa: E402
-from app.sync.segments import create_segment  # noqa: E402
+from syncgate.config import Settings  # noqa: E402
+from syncgate.db import create_db_engine, create_session_factory, transaction  # noqa: E402
+from syncgate.jobs.models import Job, JobKind, JobStatus  # noqa: E402
+from syncgate.jobs.runner import JobRunner  # noqa: E402
+from syncgate.migrate import upgrade_to_head  # noqa: E402
+from syncgate.platforms.hubspot.client import HubSpotClient  # noqa: E402
+from syncgate.sync.models import Segment, SegmentType  # noqa: E402
+from syncgate.sync.segments import create_segment  # noqa: E402
 
 
 async def backfill(url: str, contacts: int) -> None:

@@ -40,7 +40,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.platforms.hubspot.signature import signed_headers  # noqa: E402
+from syncgate.platforms.hubspot.signature import signed_headers  # noqa: E402
 
 PORTAL_ID = 62515
 APP_ID = 424242

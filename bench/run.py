@@ -172,7 +172,7 @@ class Service:
             self.env |= fake.env
         if poll_seconds is not None:
             self.env["SYNCGATE_WORKER_POLL_SECONDS"] = str(poll_seconds)
-        args = [sys.executable, "-m", "app", "serve", "--port", str(self.port)]
+        args = [sys.executable, "-m", "syncgate", "serve", "--port", str(self.port)]
         in_process = worker and not separate_worker
         self.process = Process(
             "syncgate", args + ([] if in_process else ["--no-worker"]), self.env, log_dir
@@ -186,7 +186,10 @@ class Service:
         """``count`` more ``syncgate worker`` processes, started at once."""
         started = [
             Process(
-                "syncgate-worker", [sys.executable, "-m", "app", "worker"], self.env, self.log_dir
+                "syncgate-worker",
+                [sys.executable, "-m", "syncgate", "worker"],
+                self.env,
+                self.log_dir,
             )
             for _ in range(count)
         ]
@@ -657,8 +660,8 @@ def fraction_within(seconds: float, buckets: list[tuple[float, float]]) -> float
 
 PROFILE_GROUPS = (
     # (label, substring of a frame); a sample counts once per group it touches
-    ("signature check", "app/platforms/hubspot/signature.py"),
-    ("body parsing + dedup keys", "app/platforms/hubspot/events.py"),
+    ("signature check", "syncgate/platforms/hubspot/signature.py"),
+    ("body parsing + dedup keys", "syncgate/platforms/hubspot/events.py"),
     ("json encode (stdlib)", "json/encoder.py"),
     ("pydantic validation", "pydantic/"),
     ("SQLAlchemy statement build (.values, coercions)", "sqlalchemy/sql/coercions.py"),
@@ -666,13 +669,13 @@ PROFILE_GROUPS = (
     ("SQLAlchemy ORM / engine (all)", "sqlalchemy/"),
     ("driver: aiosqlite (event-loop side)", "aiosqlite/"),
     ("driver: psycopg", "psycopg/"),
-    ("inbox processing (worker)", "app/inbox/processing.py"),
-    ("gate / mirror (worker)", "app/sync/"),
-    ("Salesforce delivery (worker)", "app/delivery/salesforce.py"),
-    ("HubSpot delivery (worker)", "app/delivery/hubspot.py"),
-    ("Outbound Message parsing", "app/platforms/salesforce/outbound_message.py"),
+    ("inbox processing (worker)", "syncgate/inbox/processing.py"),
+    ("gate / mirror (worker)", "syncgate/sync/"),
+    ("Salesforce delivery (worker)", "syncgate/delivery/salesforce.py"),
+    ("HubSpot delivery (worker)", "syncgate/delivery/hubspot.py"),
+    ("Outbound Message parsing", "syncgate/platforms/salesforce/outbound_message.py"),
     ("httpx / httpcore (worker's HTTP client)", "httpcore/"),
-    ("webhook route (app/api/webhooks.py)", "app/api/webhooks.py"),
+    ("webhook route (syncgate/api/webhooks.py)", "syncgate/api/webhooks.py"),
     ("FastAPI dependency solving", "fastapi/dependencies/"),
 )
 
@@ -729,7 +732,7 @@ def summarize_profile(path: Path) -> dict[str, Any]:
     app_functions: dict[str, int] = {}
     own: dict[str, int] = {}
     for frames_of_sample, n in main:
-        for name in {f for f in frames_of_sample if "(app/" in f}:
+        for name in {f for f in frames_of_sample if "(syncgate/" in f}:
             app_functions[name] = app_functions.get(name, 0) + n
         if frames_of_sample:
             own[frames_of_sample[-1]] = own.get(frames_of_sample[-1], 0) + n

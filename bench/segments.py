@@ -10,7 +10,7 @@ segment is `ready`, against one equivalent hand-written `SELECT count(*)` on the
 database from this process, warm (target: at most 3 times it); best of 5 interleaved repeats
 of each (1 with --quick). The segment's size must equal that count. Afterwards the service's
 RSS (VmRSS and peak VmHWM; target ≤ 200 MB). Also measured, for diagnosis: CPU time of both
-sides, the count the service's own filter SQL gives (`app.sync.filters.to_sql`, as the
+sides, the count the service's own filter SQL gives (`syncgate.sync.filters.to_sql`, as the
 preview endpoint runs it), the service's membership statement (`INSERT … SELECT`) run directly
 in rolled-back transactions, variants of it, and the plans.
 
@@ -60,19 +60,6 @@ from sqlalchemy.dialects import postgresql as pg_dialect  # noqa: E402
 from sqlalchemy.dialects import sqlite as sqlite_dialect  # noqa: E402
 from sqlalchemy.sql import ClauseElement  # noqa: E402
 
-from app.sync import filters as app_filters  # noqa: E402
-from app.sync.filters import (  # noqa: E402
-    All,
-    AnyOf,
-    Condition,
-    Filter,
-    Not,
-    fold,
-    numeric_value,
-    parse_filter,
-    to_sql,
-)
-from app.sync.models import Contact, SegmentMember  # noqa: E402
 from bench.run import (  # noqa: E402
     ADMIN_TOKEN,
     Databases,
@@ -85,6 +72,19 @@ from bench.run import (  # noqa: E402
     process_cpu_seconds,
     wait_for_quiet,
 )
+from syncgate.sync import filters as app_filters  # noqa: E402
+from syncgate.sync.filters import (  # noqa: E402
+    All,
+    AnyOf,
+    Condition,
+    Filter,
+    Not,
+    fold,
+    numeric_value,
+    parse_filter,
+    to_sql,
+)
+from syncgate.sync.models import Contact, SegmentMember  # noqa: E402
 
 TARGETS = {"ratio_to_sql_count": 3.0, "rss_mb": 200.0}
 SEED = 20261128
@@ -264,7 +264,7 @@ def contact_rows(
 
 def seed(kind: str, url: str, count: int) -> dict[str, Any]:
     """Bulk-insert ``count`` contacts with their properties (executemany on SQLite, COPY on
-    PostgreSQL); value_folded / value_number computed by app.sync.filters like the store does."""
+    PostgreSQL); value_folded / value_number computed as the store does."""
     began = time.perf_counter()
     now = datetime.now(UTC)
     changed_ms = int(now.timestamp() * 1000)
@@ -325,7 +325,7 @@ def seed(kind: str, url: str, count: int) -> dict[str, Any]:
 
 
 def to_sql_in_form(node: Filter) -> ColumnElement[bool]:
-    """Diagnosis only, a candidate fix: app.sync.filters.to_sql with each condition as
+    """Diagnosis only, a candidate fix: syncgate.sync.filters.to_sql with each condition as
     `contacts.id IN (SELECT contact_id FROM contact_properties WHERE name = … AND …)` (an
     uncorrelated set the database can build once, or drive the scan from) instead of a
     correlated EXISTS per contact. Same value tests (the app's own `_sql_value`)."""
@@ -538,7 +538,7 @@ class Direct:
 def migrate(url: str, log_dir: Path) -> None:
     """`syncgate migrate` (python -m app migrate) on the fresh database."""
     env = base_env() | {"SYNCGATE_DATABASE_URL": url, "SYNCGATE_ADMIN_TOKEN": ADMIN_TOKEN}
-    process = Process("migrate", [sys.executable, "-m", "app", "migrate"], env, log_dir)
+    process = Process("migrate", [sys.executable, "-m", "syncgate", "migrate"], env, log_dir)
     if process.popen.wait(timeout=120) != 0:
         raise RuntimeError(f"syncgate migrate failed:\n{process.tail()}")
     process.stop()

@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.config import Settings
-from app.db import create_db_engine, create_session_factory, create_sync_engine
-from app.main import create_app
-from app.migrate import upgrade_to_head
-from app.models_registry import Base
+from syncgate.config import Settings
+from syncgate.db import create_db_engine, create_session_factory, create_sync_engine
+from syncgate.main import create_app
+from syncgate.migrate import upgrade_to_head
+from syncgate.models_registry import Base
 
 pytest_plugins = ["support.platforms"]
 

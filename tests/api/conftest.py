@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from support.api import CountRows, Properties, Seed, SeedMany
 
-from app.sync.contacts import upsert_hubspot_contact
+from syncgate.sync.contacts import upsert_hubspot_contact
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
-from app.config import Settings
-from app.main import create_app
+from syncgate.config import Settings
+from syncgate.main import create_app
 
 TOKEN = "auth-test-token"
 # Building the app touches no database. The OpenAPI document is the public, version-proof

@@ -8,10 +8,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.config import Settings
-from app.main import create_app
-from app.metrics import DECISION_NAMES, DIRECTIONS, PLATFORMS
-from app.migrate import head_revision
+from syncgate.config import Settings
+from syncgate.main import create_app
+from syncgate.metrics import DECISION_NAMES, DIRECTIONS, PLATFORMS
+from syncgate.migrate import head_revision
 
 TOKEN = "health-test-token"
 

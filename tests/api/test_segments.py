@@ -16,7 +16,7 @@ from support.api import (
     assert_validation_error,
 )
 
-from app.sync.models import Segment, SegmentMember
+from syncgate.sync.models import Segment, SegmentMember
 
 # Keys deliberately out of the usual order: the filter must come back exactly as sent.
 FRENCH_AND_SENIOR_OR_VIP: dict[str, Any] = {

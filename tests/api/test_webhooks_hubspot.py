@@ -16,10 +16,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.config import Settings
-from app.inbox.models import InboxEvent
-from app.main import create_app
-from app.platforms.hubspot.signature import (
+from syncgate.config import Settings
+from syncgate.inbox.models import InboxEvent
+from syncgate.main import create_app
+from syncgate.platforms.hubspot.signature import (
     HEADER_SIGNATURE,
     HEADER_SIGNATURE_V3,
     HEADER_SIGNATURE_VERSION,

@@ -17,11 +17,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from support.reference import SALESFORCE_OUTBOUND_MESSAGE, SALESFORCE_SESSION_ID
 
-from app.api import webhooks
-from app.config import Settings
-from app.inbox.models import InboxEvent
-from app.main import create_app
-from app.platforms.salesforce.outbound_message import ACK_RESPONSE
+from syncgate.api import webhooks
+from syncgate.config import Settings
+from syncgate.inbox.models import InboxEvent
+from syncgate.main import create_app
+from syncgate.platforms.salesforce.outbound_message import ACK_RESPONSE
 
 PATH = "/webhooks/salesforce"
 ORG_ID = "012345678901234"

@@ -26,7 +26,7 @@ from support.service import (
     wait_until,
 )
 
-from app.db import create_sync_engine
+from syncgate.db import create_sync_engine
 
 pytestmark = pytest.mark.e2e
 

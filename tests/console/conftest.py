@@ -12,9 +12,9 @@ from console.helpers import Console
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from support.service import Service
 
-from app.config import Settings
-from app.main import create_app
-from app.sync.contacts import upsert_hubspot_contact
+from syncgate.config import Settings
+from syncgate.main import create_app
+from syncgate.sync.contacts import upsert_hubspot_contact
 
 
 @pytest.fixture

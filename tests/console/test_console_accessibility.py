@@ -9,9 +9,9 @@ import pytest
 from console.helpers import Console
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.delivery.models import Delivery
-from app.sync import segments
-from app.sync.models import SegmentType
+from syncgate.delivery.models import Delivery
+from syncgate.sync import segments
+from syncgate.sync.models import SegmentType
 
 CONTROLS = {"input", "select", "textarea"}
 

@@ -8,9 +8,9 @@ import httpx
 import pytest
 from console.helpers import Console, csrf_of
 
-from app.config import Settings
-from app.console import auth
-from app.main import create_app
+from syncgate.config import Settings
+from syncgate.console import auth
+from syncgate.main import create_app
 
 TOKEN = "console-test-token"
 

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from app.console.builder import (
+from syncgate.console.builder import (
     COMPARISONS,
     LISTS,
     NO_VALUE,
@@ -15,7 +15,7 @@ from app.console.builder import (
     canonical,
     parse_filter_text,
 )
-from app.sync.filters import parse_filter
+from syncgate.sync.filters import parse_filter
 
 NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
 

@@ -9,11 +9,11 @@ from console.helpers import Console
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.console.health import histogram_quantile, percentile
-from app.delivery.models import Delivery, DeliveryStatus
-from app.models import utc_now
-from app.sync import preferences, segments
-from app.sync.models import DecisionRecord, SegmentType
+from syncgate.console.health import histogram_quantile, percentile
+from syncgate.delivery.models import Delivery, DeliveryStatus
+from syncgate.models import utc_now
+from syncgate.sync import preferences, segments
+from syncgate.sync.models import DecisionRecord, SegmentType
 
 Seed = Callable[..., Any]
 

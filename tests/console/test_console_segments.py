@@ -8,8 +8,8 @@ import pytest
 from console.helpers import Console
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.sync import preferences, segments
-from app.sync.models import SegmentType
+from syncgate.sync import preferences, segments
+from syncgate.sync.models import SegmentType
 
 CUSTOMERS = {"property": "lifecyclestage", "operator": "eq", "value": "customer"}
 Seed = Callable[..., Any]

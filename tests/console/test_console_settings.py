@@ -6,8 +6,8 @@ import pytest
 from console.helpers import Console
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.sync import preferences
-from app.sync.mapping import DEFAULT_MAPPINGS, load_mappings
+from syncgate.sync import preferences
+from syncgate.sync.mapping import DEFAULT_MAPPINGS, load_mappings
 
 
 def mapping_form(rows: list[tuple[str, str, str, str]], **extra: str) -> dict[str, Any]:

@@ -8,9 +8,9 @@ from console.helpers import Console
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.jobs.models import Job, JobKind, JobStatus
-from app.sync import preferences, segments
-from app.sync.models import Segment, SegmentType
+from syncgate.jobs.models import Job, JobKind, JobStatus
+from syncgate.sync import preferences, segments
+from syncgate.sync.models import Segment, SegmentType
 
 CUSTOMERS = {"property": "lifecyclestage", "operator": "eq", "value": "customer"}
 Seed = Callable[..., Any]

@@ -6,7 +6,7 @@ import pytest
 from delivery.harness import Env, open_env
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.config import Settings
+from syncgate.config import Settings
 
 
 @pytest.fixture

@@ -20,20 +20,20 @@ from fakes.server import FakeServer
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.config import Settings
-from app.db import transaction
-from app.delivery.models import Delivery
-from app.delivery.salesforce import SalesforceDeliverer
-from app.inbox.models import InboxEvent
-from app.inbox.processing import InboxProcessor
-from app.inbox.store import store_hubspot_events
-from app.models import utc_now
-from app.platforms.hubspot.client import HubSpotClient, RequestBudget
-from app.platforms.hubspot.events import parse_body
-from app.platforms.salesforce.client import SalesforceClient
-from app.sync.mapping import Mapping, replace_mappings
-from app.sync.models import Contact, DecisionRecord
-from app.sync.preferences import load_settings
+from syncgate.config import Settings
+from syncgate.db import transaction
+from syncgate.delivery.models import Delivery
+from syncgate.delivery.salesforce import SalesforceDeliverer
+from syncgate.inbox.models import InboxEvent
+from syncgate.inbox.processing import InboxProcessor
+from syncgate.inbox.store import store_hubspot_events
+from syncgate.models import utc_now
+from syncgate.platforms.hubspot.client import HubSpotClient, RequestBudget
+from syncgate.platforms.hubspot.events import parse_body
+from syncgate.platforms.salesforce.client import SalesforceClient
+from syncgate.sync.mapping import Mapping, replace_mappings
+from syncgate.sync.models import Contact, DecisionRecord
+from syncgate.sync.preferences import load_settings
 
 PORTAL_ID = 62515
 APP_ID = 424242

@@ -2,8 +2,8 @@
 
 import pytest
 
-from app.config import Settings
-from app.delivery.retry import retry_delay
+from syncgate.config import Settings
+from syncgate.delivery.retry import retry_delay
 
 CONFIG = Settings(retry_base_seconds=2, retry_max_seconds=100, _env_file=None)
 

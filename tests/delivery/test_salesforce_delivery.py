@@ -5,12 +5,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from delivery.harness import Env, change, event, now_ms
 
-from app.db import transaction
-from app.delivery.models import Delivery, Operation, Target
-from app.models import utc_now
-from app.sync.gate import Decision
-from app.sync.mapping import DEFAULT_MAPPINGS, Mapping
-from app.sync.models import Contact, SyncRule
+from syncgate.db import transaction
+from syncgate.delivery.models import Delivery, Operation, Target
+from syncgate.models import utc_now
+from syncgate.sync.gate import Decision
+from syncgate.sync.mapping import DEFAULT_MAPPINGS, Mapping
+from syncgate.sync.models import Contact, SyncRule
 
 
 async def test_changes_queued_before_delivery_become_one_write_with_the_latest_values(

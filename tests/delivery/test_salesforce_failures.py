@@ -11,11 +11,11 @@ from fakes.salesforce import FakeSalesforce
 from prometheus_client import REGISTRY
 from sqlalchemy import update
 
-from app.db import transaction
-from app.delivery.models import Delivery
-from app.models import utc_now
-from app.sync.mapping import Mapping
-from app.sync.models import SyncRule
+from syncgate.db import transaction
+from syncgate.delivery.models import Delivery
+from syncgate.models import utc_now
+from syncgate.sync.mapping import Mapping
+from syncgate.sync.models import SyncRule
 
 
 async def linked_contact(env: Env, email: str) -> tuple[str, str]:

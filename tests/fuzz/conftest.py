@@ -6,7 +6,7 @@ import httpx
 import pytest
 from fuzz.harness import ADMIN_TOKEN, BASE_URL, Intake, fuzz_settings
 
-from app.main import create_app
+from syncgate.main import create_app
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.config import Settings
-from app.inbox.models import InboxEvent, InboxStatus
-from app.inbox.processing import InboxProcessor
-from app.platforms.hubspot.signature import signed_headers
+from syncgate.config import Settings
+from syncgate.inbox.models import InboxEvent, InboxStatus
+from syncgate.inbox.processing import InboxProcessor
+from syncgate.platforms.hubspot.signature import signed_headers
 
 ADMIN_TOKEN = "fuzz-admin-token"
 HUBSPOT_SECRET = "fuzz-hubspot-client-secret"

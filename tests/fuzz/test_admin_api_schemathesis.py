@@ -21,14 +21,14 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from app.config import Settings
-from app.db import create_db_engine, create_session_factory
-from app.delivery.models import Delivery, DeliveryStatus
-from app.jobs.models import Job, JobKind
-from app.main import create_app
-from app.sync.contacts import upsert_hubspot_contact
-from app.sync.models import DecisionRecord, SegmentType
-from app.sync.segments import create_segment
+from syncgate.config import Settings
+from syncgate.db import create_db_engine, create_session_factory
+from syncgate.delivery.models import Delivery, DeliveryStatus
+from syncgate.jobs.models import Job, JobKind
+from syncgate.main import create_app
+from syncgate.sync.contacts import upsert_hubspot_contact
+from syncgate.sync.models import DecisionRecord, SegmentType
+from syncgate.sync.segments import create_segment
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 CHECKS = [

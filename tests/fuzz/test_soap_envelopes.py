@@ -19,8 +19,8 @@ from hypothesis import (
 )
 from hypothesis import strategies as st
 
-from app.inbox.models import InboxStatus
-from app.platforms.salesforce.outbound_message import (
+from syncgate.inbox.models import InboxStatus
+from syncgate.platforms.salesforce.outbound_message import (
     ACK_RESPONSE,
     ENTERPRISE_SOBJECT_NS,
     MAX_NOTIFICATIONS,

@@ -10,8 +10,8 @@ from fuzz.harness import Intake
 from hypothesis import HealthCheck, currently_in_test_context, event, example, given, settings
 from hypothesis import strategies as st
 
-from app.inbox.models import InboxStatus
-from app.platforms.hubspot.events import MAX_EVENTS_PER_REQUEST, SUBSCRIPTION_TYPES
+from syncgate.inbox.models import InboxStatus
+from syncgate.platforms.hubspot.events import MAX_EVENTS_PER_REQUEST, SUBSCRIPTION_TYPES
 
 MAX_INT64 = 2**63 - 1
 NOW_MS = 1_767_000_000_000

@@ -14,10 +14,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from support.reference import SALESFORCE_OUTBOUND_MESSAGE
 
-from app.inbox.models import InboxEvent
-from app.inbox.store import store_hubspot_events, store_salesforce_message
-from app.platforms.hubspot.events import parse_body
-from app.platforms.salesforce.outbound_message import parse_outbound_message
+from syncgate.inbox.models import InboxEvent
+from syncgate.inbox.store import store_hubspot_events, store_salesforce_message
+from syncgate.platforms.hubspot.events import parse_body
+from syncgate.platforms.salesforce.outbound_message import parse_outbound_message
 
 Event = dict[str, Any]
 Store = Callable[[list[Event]], Awaitable[int]]

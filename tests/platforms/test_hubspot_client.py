@@ -16,8 +16,8 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
-from app.config import Settings
-from app.platforms.hubspot.client import (
+from syncgate.config import Settings
+from syncgate.platforms.hubspot.client import (
     BatchResult,
     HubSpotClient,
     HubSpotError,
@@ -26,7 +26,7 @@ from app.platforms.hubspot.client import (
     TransientError,
     retry_after_seconds,
 )
-from app.platforms.hubspot.oauth import HubSpotAuth
+from syncgate.platforms.hubspot.oauth import HubSpotAuth
 
 if importlib.util.find_spec("fakes") is None:  # tests/ is on sys.path only via its conftest
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

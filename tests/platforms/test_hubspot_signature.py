@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import pytest
 from starlette.datastructures import Headers
 
-from app.platforms.hubspot.signature import (
+from syncgate.platforms.hubspot.signature import (
     MAX_AGE_MS,
     MAX_FUTURE_MS,
     SignatureError,

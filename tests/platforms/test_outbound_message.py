@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from support.reference import SALESFORCE_OUTBOUND_MESSAGE, SALESFORCE_SESSION_ID
 
-from app.platforms.salesforce.outbound_message import (
+from syncgate.platforms.salesforce.outbound_message import (
     ACK_RESPONSE,
     MAX_NOTIFICATIONS,
     SUPPORTED_OBJECT_TYPES,

@@ -19,8 +19,8 @@ from urllib.parse import parse_qsl
 import httpx
 import pytest
 
-from app.config import Settings
-from app.platforms.salesforce.client import (
+from syncgate.config import Settings
+from syncgate.platforms.salesforce.client import (
     PermanentError,
     RecordResult,
     SalesforceClient,
@@ -28,7 +28,7 @@ from app.platforms.salesforce.client import (
     salesforce_time_ms,
     soql_literal,
 )
-from app.platforms.salesforce.oauth import SalesforceAuth, Token
+from syncgate.platforms.salesforce.oauth import SalesforceAuth, Token
 
 if importlib.util.find_spec("fakes") is None:  # tests/ is on sys.path only via its conftest
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

@@ -18,9 +18,9 @@ import httpx
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
-from app.delivery.models import Delivery, DeliveryStatus
-from app.inbox.models import InboxEvent, InboxStatus
-from app.models import utc_now
+from syncgate.delivery.models import Delivery, DeliveryStatus
+from syncgate.inbox.models import InboxEvent, InboxStatus
+from syncgate.models import utc_now
 
 Scope = Any
 Receive = Callable[[], Any]

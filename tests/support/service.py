@@ -14,7 +14,7 @@ from xml.sax.saxutils import escape
 import httpx
 import pytest
 
-from app.platforms.hubspot.signature import signed_headers
+from syncgate.platforms.hubspot.signature import signed_headers
 
 ADMIN_TOKEN = "e2e-admin-token"
 HUBSPOT_SECRET = "e2e-hubspot-client-secret"
@@ -43,7 +43,7 @@ def wait_until(check: Callable[[], Any], timeout: float = 20.0, interval: float 
 
 
 class Service:
-    """`python -m app serve` (and optional extra `worker` processes) as child processes."""
+    """`python -m syncgate serve` (and optional extra `worker` processes) as child processes."""
 
     def __init__(self, env: dict[str, str], log_dir: Path) -> None:
         self.port = free_port()
@@ -59,7 +59,7 @@ class Service:
     def _spawn(self, *args: str) -> subprocess.Popen[bytes]:
         log = open(self.log_dir / f"{len(self.processes)}-{args[0]}.log", "wb")  # noqa: SIM115
         process = subprocess.Popen(
-            [sys.executable, "-m", "app", *args],
+            [sys.executable, "-m", "syncgate", *args],
             cwd=ROOT,
             env=self.env,
             stdout=log,

@@ -2,13 +2,13 @@
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.sync.contacts import (
+from syncgate.sync.contacts import (
     apply_properties,
     find_by_email,
     find_by_hubspot_id,
     upsert_hubspot_contact,
 )
-from app.sync.models import Contact
+from syncgate.sync.models import Contact
 
 
 def blank() -> Contact:

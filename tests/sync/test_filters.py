@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from app.sync.filters import (
+from syncgate.sync.filters import (
     MAX_DEPTH,
     MAX_LIST_VALUES,
     MAX_NODES,

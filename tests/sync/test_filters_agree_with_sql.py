@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, example, given, reject, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, delete, insert, select
 
-from app.sync.filters import (
+from syncgate.sync.filters import (
     MAX_DEPTH,
     MAX_LIST_VALUES,
     MAX_NODES,
@@ -19,7 +19,7 @@ from app.sync.filters import (
     parse_filter,
     to_sql,
 )
-from app.sync.models import Contact, ContactProperty
+from syncgate.sync.models import Contact, ContactProperty
 
 PEOPLE_NAMES = ["a", "b"]
 NAMES = [*PEOPLE_NAMES, "c"]  # nobody has "c": an unknown property

@@ -2,15 +2,15 @@
 
 import pytest
 
-from app.sync.gate import (
+from syncgate.sync.gate import (
     Decision,
     HubSpotChange,
     Membership,
     gate_hubspot_change,
     same_value,
 )
-from app.sync.mapping import DEFAULT_MAPPINGS, Mapping
-from app.sync.models import SyncRule
+from syncgate.sync.mapping import DEFAULT_MAPPINGS, Mapping
+from syncgate.sync.models import SyncRule
 
 MAPPINGS = [
     Mapping("email", "Email", "Email", SyncRule.TWO_WAY),

@@ -23,15 +23,15 @@ from delivery.harness import (
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.config import Settings
-from app.db import transaction
-from app.inbox import processing
-from app.inbox.models import InboxEvent
-from app.sync.gate import Decision, Direction
-from app.sync.models import Segment, SegmentMember, SegmentType
-from app.sync.preferences import load_settings
-from app.sync.processor import ProcessingContext, process_hubspot_event
-from app.sync.segments import create_segment
+from syncgate.config import Settings
+from syncgate.db import transaction
+from syncgate.inbox import processing
+from syncgate.inbox.models import InboxEvent
+from syncgate.sync.gate import Decision, Direction
+from syncgate.sync.models import Segment, SegmentMember, SegmentType
+from syncgate.sync.preferences import load_settings
+from syncgate.sync.processor import ProcessingContext, process_hubspot_event
+from syncgate.sync.segments import create_segment
 
 
 @pytest.fixture

@@ -1,9 +1,9 @@
 """Table tests of the Salesforce → HubSpot gate, one per sentence of CONTRACT §5."""
 
-from app.sync.gate import Decision, Membership
-from app.sync.mapping import Mapping
-from app.sync.models import SyncRule
-from app.sync.salesforce_gate import NOT_PROVIDED, SalesforceChange, gate_salesforce_change
+from syncgate.sync.gate import Decision, Membership
+from syncgate.sync.mapping import Mapping
+from syncgate.sync.models import SyncRule
+from syncgate.sync.salesforce_gate import NOT_PROVIDED, SalesforceChange, gate_salesforce_change
 
 MAPPINGS = [
     Mapping("email", "Email", "Email", SyncRule.TWO_WAY),

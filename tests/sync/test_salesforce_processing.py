@@ -13,17 +13,17 @@ from delivery.harness import Env, change, open_env
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.config import Settings
-from app.db import transaction
-from app.delivery.hubspot import HubSpotDeliverer
-from app.inbox import processing
-from app.inbox.store import store_salesforce_message
-from app.platforms.salesforce.outbound_message import Notification, OutboundMessage
-from app.sync.gate import Decision
-from app.sync.models import Contact, DecisionRecord, Segment, SegmentMember, SegmentType
-from app.sync.preferences import load_settings
-from app.sync.round_cache import RoundKeys
-from app.sync.segments import create_segment
+from syncgate.config import Settings
+from syncgate.db import transaction
+from syncgate.delivery.hubspot import HubSpotDeliverer
+from syncgate.inbox import processing
+from syncgate.inbox.store import store_salesforce_message
+from syncgate.platforms.salesforce.outbound_message import Notification, OutboundMessage
+from syncgate.sync.gate import Decision
+from syncgate.sync.models import Contact, DecisionRecord, Segment, SegmentMember, SegmentType
+from syncgate.sync.preferences import load_settings
+from syncgate.sync.round_cache import RoundKeys
+from syncgate.sync.segments import create_segment
 
 _ids = itertools.count(1)
 FIRST, SECOND, THIRD = "00Q000000000001AAA", "00Q000000000002AAA", "00Q000000000003AAA"

@@ -1,0 +1,55 @@
+"""Contacts read routes (§6)."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from sqlalchemy import select
+
+from syncgate.api.deps import AdminDep, SessionDep
+from syncgate.api.paging import Cursor, Limit, encode_cursor
+from syncgate.errors import NotFound, error_responses
+from syncgate.sync.contacts import normalise_email
+from syncgate.sync.models import Contact
+from syncgate.sync.schemas import ContactOut, ContactPage, Email, RowId, SyncStatusOut
+from syncgate.sync.status import sync_status
+
+router = APIRouter(
+    prefix="/api/contacts",
+    tags=["contacts"],
+    dependencies=[AdminDep],
+    responses=error_responses(401),
+)
+
+
+@router.get("", responses=error_responses(422))
+async def list_contacts(
+    session: SessionDep,
+    after: Cursor,
+    email: Annotated[Email | None, Query(description="exact, any case; blank = any")] = None,
+    limit: Limit = 100,
+) -> ContactPage:
+    query = select(Contact).order_by(Contact.id).limit(limit + 1)
+    normalised = normalise_email(email)
+    if normalised is not None:
+        query = query.where(Contact.email == normalised)
+    if after is not None:
+        query = query.where(Contact.id > after)
+    rows = (await session.scalars(query)).all()
+    last = rows[limit - 1].id if len(rows) > limit else None
+    return ContactPage(items=[ContactOut.of(c) for c in rows[:limit]], next=encode_cursor(last))
+
+
+@router.get("/{contact_id}", responses=error_responses(404))
+async def get_contact(contact_id: RowId, session: SessionDep) -> ContactOut:
+    contact = await session.get(Contact, contact_id)
+    if contact is None:
+        raise NotFound(f"contact {contact_id} does not exist")
+    return ContactOut.of(contact)
+
+
+@router.get("/{contact_id}/sync-status", responses=error_responses(404))
+async def get_sync_status(contact_id: RowId, session: SessionDep) -> SyncStatusOut:
+    contact = await session.get(Contact, contact_id)
+    if contact is None:
+        raise NotFound(f"contact {contact_id} does not exist")
+    return SyncStatusOut.model_validate(await sync_status(session, contact))

@@ -1,0 +1,61 @@
+"""Liveness, readiness and metrics (§7)."""
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import func, select, text
+
+from syncgate.delivery.models import Delivery, DeliveryStatus
+from syncgate.errors import is_store_outage
+from syncgate.metrics import OUTBOX_PENDING
+from syncgate.migrate import current_revision
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/livez")
+async def livez() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", responses={503: {"description": "database unreachable or not migrated"}})
+async def readyz(request: Request) -> JSONResponse:
+    head: str | None = request.app.state.migration_head
+    try:
+        async with request.app.state.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+            revision = await connection.run_sync(current_revision)
+    except Exception as error:
+        if not is_store_outage(error):
+            raise
+        return JSONResponse(
+            {"status": "unavailable", "reason": f"database unreachable: {type(error).__name__}"},
+            status_code=503,
+        )
+    if revision != head:
+        return JSONResponse(
+            {
+                "status": "unavailable",
+                "reason": f"database at migration {revision}, expected {head}",
+            },
+            status_code=503,
+        )
+    return JSONResponse({"status": "ready", "migration": revision})
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    try:
+        async with request.app.state.session_factory() as session:
+            OUTBOX_PENDING.set(
+                await session.scalar(
+                    select(func.count())
+                    .select_from(Delivery)
+                    .where(Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.IN_FLIGHT]))
+                )
+                or 0
+            )
+    except Exception as error:
+        if not is_store_outage(error):
+            raise
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,99 @@
+"""Settings, inclusion segment and field mappings routes (§6 Settings)."""
+
+from fastapi import APIRouter, Response, status
+
+from syncgate.api.deps import AdminDep, SessionDep
+from syncgate.errors import error_responses
+from syncgate.sync import preferences
+from syncgate.sync.mapping import Mapping, load_mappings, replace_mappings
+from syncgate.sync.models import SyncSettings
+from syncgate.sync.schemas import (
+    CreateFrom,
+    InclusionSegment,
+    MappingItem,
+    MappingList,
+    SettingsOut,
+    SettingsPatch,
+)
+
+router = APIRouter(
+    prefix="/api", tags=["settings"], dependencies=[AdminDep], responses=error_responses(401)
+)
+
+
+def _settings_out(row: SyncSettings) -> SettingsOut:
+    return SettingsOut(
+        inclusion_segment_id=row.inclusion_segment_id,
+        create_hubspot_contacts_from=CreateFrom(
+            leads=row.create_from_leads, contacts=row.create_from_contacts
+        ),
+        new_hubspot_contacts_as=row.new_contacts_as,
+    )
+
+
+@router.get("/settings/inclusion-segment")
+async def get_inclusion_segment(session: SessionDep) -> InclusionSegment:
+    row = await preferences.load_settings(session)
+    return InclusionSegment(segment_id=row.inclusion_segment_id)
+
+
+@router.put("/settings/inclusion-segment", responses=error_responses(404, 422))
+async def put_inclusion_segment(body: InclusionSegment, session: SessionDep) -> InclusionSegment:
+    row = await preferences.set_inclusion_segment(session, body.segment_id)
+    return InclusionSegment(segment_id=row.inclusion_segment_id)
+
+
+@router.delete("/settings/inclusion-segment", status_code=status.HTTP_204_NO_CONTENT)
+async def clear_inclusion_segment(session: SessionDep) -> Response:
+    await preferences.set_inclusion_segment(session, None)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/settings")
+async def get_settings(session: SessionDep) -> SettingsOut:
+    return _settings_out(await preferences.load_settings(session))
+
+
+@router.patch("/settings", responses=error_responses(404, 422))
+async def patch_settings(body: SettingsPatch, session: SessionDep) -> SettingsOut:
+    row = await preferences.load_settings(session)
+    if "inclusion_segment_id" in body.model_fields_set:
+        row = await preferences.set_inclusion_segment(session, body.inclusion_segment_id)
+    nested = body.create_hubspot_contacts_from
+    if nested is not None:
+        if "leads" in nested.model_fields_set:
+            row.create_from_leads = nested.leads
+        if "contacts" in nested.model_fields_set:
+            row.create_from_contacts = nested.contacts
+    if body.new_hubspot_contacts_as is not None:
+        row.new_contacts_as = body.new_hubspot_contacts_as
+    await session.flush()
+    return _settings_out(row)
+
+
+def _mapping_list(mappings: list[Mapping]) -> MappingList:
+    return MappingList(
+        items=[
+            MappingItem(
+                hubspot_property=m.hubspot_property,
+                lead_field=m.lead_field,
+                contact_field=m.contact_field,
+                rule=m.rule,
+            )
+            for m in mappings
+        ]
+    )
+
+
+@router.get("/mappings")
+async def get_mappings(session: SessionDep) -> MappingList:
+    return _mapping_list(await load_mappings(session))
+
+
+@router.put("/mappings")
+async def put_mappings(body: MappingList, session: SessionDep) -> MappingList:
+    mappings = [
+        Mapping(item.hubspot_property, item.lead_field, item.contact_field, item.rule)
+        for item in body.items
+    ]
+    return _mapping_list(await replace_mappings(session, mappings))
