@@ -13,6 +13,7 @@ from collections.abc import Callable, Coroutine
 from functools import lru_cache
 from typing import Annotated, Any
 
+from anyio import CapacityLimiter, to_thread
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -32,6 +33,7 @@ from syncgate.platforms.salesforce.outbound_message import (
     ACK_RESPONSE,
     MalformedMessage,
     OutboundMessage,
+    organization_id_hint,
     organization_matches,
     parse_outbound_message,
     soap_fault,
@@ -249,6 +251,13 @@ _SALESFORCE_ACCEPTED = WEBHOOK_EVENTS.labels("salesforce", "accepted")
 _SALESFORCE_DUPLICATE = WEBHOOK_EVENTS.labels("salesforce", "duplicate")
 
 
+_OTHER_ORG = "OrganizationId is not this service's Salesforce org"
+# A large message takes a while to parse: it is parsed in a worker thread, so the event loop
+# keeps answering, and at most two at a time, so a flood of them waits instead of taking a
+# thread each.
+_PARSERS = CapacityLimiter(2)
+
+
 async def verified_outbound_message(
     request: Request, settings: Settings, token: str | None
 ) -> OutboundMessage:
@@ -262,12 +271,15 @@ async def verified_outbound_message(
     ):
         raise InvalidSignature("the token query parameter is missing or wrong")
     body = await read_body(request, settings.max_body_bytes)
+    claimed = organization_id_hint(body)
+    if claimed is not None and not organization_matches(claimed, org_id):
+        raise Forbidden(_OTHER_ORG)
     try:
-        message = parse_outbound_message(body)
+        message = await to_thread.run_sync(parse_outbound_message, body, limiter=_PARSERS)
     except MalformedMessage as error:
         raise BadRequest(f"not a Salesforce Outbound Message: {error}") from None
     if not organization_matches(message.organization_id, org_id):
-        raise Forbidden("OrganizationId is not this service's Salesforce org")
+        raise Forbidden(_OTHER_ORG)
     for position, notification in enumerate(message.notifications, start=1):
         if len(notification.object_type) > KIND_MAX_LENGTH:
             # No Salesforce object name is this long (API names have at most 43 characters).

@@ -19,6 +19,7 @@ from syncgate.platforms.salesforce.outbound_message import (
     MalformedMessage,
     Notification,
     OutboundMessage,
+    organization_id_hint,
     organization_matches,
     parse_outbound_message,
     soap_fault,
@@ -585,6 +586,19 @@ HOSTILE_BODIES = [
         id="deep-nesting-inside-field",
     ),
     pytest.param(b"<" + b"a" * 5_000_000 + b"/>", "root element", id="huge-single-token"),
+    pytest.param(
+        # Thousands of namespaces in scope and an element each declaring one more: when every
+        # such element copied the scope, one megabyte of this took seconds of CPU.
+        (
+            '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"'
+            + "".join(f' xmlns:a{n}="u"' for n in range(35_000))
+            + "><soapenv:Body>"
+            + '<b xmlns:x="u"/>' * 30_000
+            + "</soapenv:Body></soapenv:Envelope>"
+        ).encode(),
+        "namespace declarations",
+        id="namespace-declaration-bomb",
+    ),
     pytest.param(b"<?xml version='1.0'?><!-- only a comment -->", "not well-formed", id="no-root"),
 ]
 
@@ -597,6 +611,56 @@ def test_hostile_input_raises_malformed_quickly(body: bytes, reason: str) -> Non
         parse_outbound_message(body)
 
     assert time.monotonic() - started < 5
+
+
+def _declaring(declarations: int) -> bytes:
+    """The reference message with `declarations` namespace declarations in all (it has six:
+    soapenv, xsd, xsi, the default one and sf in each of its two sObjects)."""
+    unused = "".join(f' xmlns:p{n}="urn:unused:{n}"' for n in range(declarations - 6))
+    return SALESFORCE_OUTBOUND_MESSAGE.replace(
+        "<soapenv:Body>", f"<soapenv:Body{unused}>", 1
+    ).encode()
+
+
+def test_namespace_declarations_are_capped() -> None:
+    assert parse_outbound_message(_declaring(1000)).organization_id == "012345678901234"
+    with pytest.raises(MalformedMessage, match="more than 1000 namespace declarations"):
+        parse_outbound_message(_declaring(1001))
+
+
+def test_a_namespace_goes_out_of_scope_with_its_element() -> None:
+    sobject = '<sObject xsi:type="sf:Contact"{declaration}><sf:Id>003000000000{n:03d}AAA</sf:Id></sObject>'
+    notifications = (
+        "<Notification><Id>04l000000000001AAA</Id>"
+        + sobject.format(declaration=' xmlns:sf="urn:sobject.enterprise.soap.sforce.com"', n=1)
+        + "</Notification><Notification><Id>04l000000000002AAA</Id>"
+        + sobject.format(declaration="", n=2)
+        + "</Notification>"
+    )
+    body = _message(notifications).replace(
+        b"<soapenv:Body>", b'<soapenv:Body xmlns:sf="urn:sobject.partner.soap.sforce.com">'
+    )
+    # Notification 1 shadows the outer sf; notification 2 sees the outer one again.
+    with pytest.raises(MalformedMessage, match="Notification #2 sObject xsi:type namespace"):
+        parse_outbound_message(body)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        pytest.param(SALESFORCE_OUTBOUND_MESSAGE.encode(), "012345678901234", id="reference"),
+        pytest.param(
+            b'<o:OrganizationId xsi:type="x">\n 00D5e000000KQ2eEAG </o:OrganizationId>',
+            "00D5e000000KQ2eEAG",
+            id="prefixed-with-attributes",
+        ),
+        pytest.param(b"<OrganizationId>00D-not-an-id</OrganizationId>", None, id="not-an-id"),
+        pytest.param(b"<OrganizationId>00D5e000000KQ2eEAGX<", None, id="too-long"),
+        pytest.param(b"<a>" * 1000, None, id="absent"),
+    ],
+)
+def test_the_organization_id_hint(body: bytes, expected: str | None) -> None:
+    assert organization_id_hint(body) == expected
 
 
 def test_xxe_never_reads_the_file() -> None:

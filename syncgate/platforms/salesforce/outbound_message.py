@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 from xml.etree.ElementTree import Element, ParseError, TreeBuilder
@@ -27,6 +28,7 @@ __all__ = [
     "MalformedMessage",
     "Notification",
     "OutboundMessage",
+    "organization_id_hint",
     "organization_matches",
     "parse_outbound_message",
     "soap_fault",
@@ -50,12 +52,19 @@ _XSI_NIL: Final = f"{{{XSI_NS}}}nil"
 # Salesforce ids: 15 case-sensitive characters, optionally followed by a 3-character checksum.
 _SALESFORCE_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
 _NCNAME = re.compile(r"[^\s:]+")
+# The text of the first OrganizationId element, found without parsing (see organization_id_hint).
+# Bounded repetitions: each start position costs a constant, so a scan is linear in the body.
+_ORGANIZATION_ID_TEXT = re.compile(
+    rb"<(?:[^\s<>/:]{1,64}:)?OrganizationId(?:\s[^<>]{0,512})?>\s{0,64}([A-Za-z0-9]{15,18})\s{0,64}<"
+)
 # Characters XML 1.0 cannot carry at all, even escaped.
 _XML_INVALID_CHARS = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _SHORT_ORG_ID_LENGTH: Final = 15
-# A real message nests 6 deep (Envelope/Body/notifications/Notification/sObject/field); stop
-# deeper documents early instead of building them.
+# A real message nests 6 deep (Envelope/Body/notifications/Notification/sObject/field) and
+# declares about one namespace per Notification; stop other documents early instead of
+# building them.
 _MAX_DEPTH: Final = 32
+_MAX_NAMESPACE_DECLARATIONS: Final = 1000
 _ENVELOPE_SINGLETONS: Final = (
     "OrganizationId",
     "ActionId",
@@ -139,6 +148,19 @@ def parse_outbound_message(body: bytes) -> OutboundMessage:
     )
 
 
+def organization_id_hint(body: bytes) -> str | None:
+    """The OrganizationId a raw message claims, read with one regular-expression scan.
+
+    A cheap check before the parse, so that a message for another org costs no parsing: it is
+    not authoritative (a comment could hold the first match), the parsed message is.
+    """
+    match = _ORGANIZATION_ID_TEXT.search(body)
+    if match is None:
+        return None
+    value = match.group(1).decode("ascii")
+    return value if _SALESFORCE_ID.fullmatch(value) else None
+
+
 def organization_matches(received: str, ours: str) -> bool:
     """Whether two org ids name the same org (first 15 characters, case-sensitive)."""
     if len(received) < _SHORT_ORG_ID_LENGTH or len(ours) < _SHORT_ORG_ID_LENGTH:
@@ -170,37 +192,45 @@ def soap_fault(message: str, *, client_fault: bool = True) -> bytes:
 class _Builder:
     """TreeBuilder target that resolves each sObject's xsi:type while its namespaces are in scope.
 
-    ElementTree drops namespace declarations, so `xsi:type="sf:Contact"` can only be
-    resolved during parsing.
+    ElementTree drops namespace declarations, so `xsi:type="sf:Contact"` can only be resolved
+    during parsing. The bindings are a stack per prefix, pushed and popped as expat reports
+    declarations coming into and going out of scope, so each element costs the same however
+    many namespaces are in scope (a copy of the scope per element made hostile messages
+    quadratic).
     """
 
     def __init__(self) -> None:
         self._tree = TreeBuilder()
-        self._scopes: list[dict[str, str]] = [{}]
-        self._pending: dict[str, str] = {}
+        self._bindings: dict[str, list[str]] = {}
+        self._declarations = 0
+        self._depth = 0
         self.sobject_types: dict[Element, tuple[str | None, str] | str] = {}
 
     def start_ns(self, prefix: str, uri: str) -> None:
-        self._pending[prefix] = uri
+        self._declarations += 1
+        if self._declarations > _MAX_NAMESPACE_DECLARATIONS:
+            raise MalformedMessage(
+                f"more than {_MAX_NAMESPACE_DECLARATIONS} namespace declarations"
+            )
+        self._bindings.setdefault(prefix, []).append(uri)
 
     def end_ns(self, prefix: str) -> None:
-        pass
+        uris = self._bindings[prefix]
+        uris.pop()
+        if not uris:
+            del self._bindings[prefix]
 
     def start(self, tag: str, attrs: dict[str, str]) -> Element:
-        if len(self._scopes) > _MAX_DEPTH:
+        self._depth += 1
+        if self._depth > _MAX_DEPTH:
             raise MalformedMessage(f"elements are nested deeper than {_MAX_DEPTH} levels")
-        scope = self._scopes[-1]
-        if self._pending:
-            scope = {**scope, **self._pending}
-            self._pending = {}
-        self._scopes.append(scope)
         elem = self._tree.start(tag, attrs)
         if _local(tag) == "sObject":
-            self.sobject_types[elem] = _resolve_qname(attrs.get(_XSI_TYPE), scope)
+            self.sobject_types[elem] = _resolve_qname(attrs.get(_XSI_TYPE), self._namespace_of)
         return elem
 
     def end(self, tag: str) -> Element:
-        self._scopes.pop()
+        self._depth -= 1
         return self._tree.end(tag)
 
     def data(self, data: str) -> None:
@@ -208,6 +238,10 @@ class _Builder:
 
     def close(self) -> Element:
         return self._tree.close()
+
+    def _namespace_of(self, prefix: str) -> str | None:
+        uris = self._bindings.get(prefix)
+        return uris[-1] if uris else None
 
 
 def _parse_xml(body: bytes) -> tuple[Element, dict[Element, tuple[str | None, str] | str]]:
@@ -310,7 +344,9 @@ def _parse_notification(
     )
 
 
-def _resolve_qname(value: str | None, scope: dict[str, str]) -> tuple[str | None, str] | str:
+def _resolve_qname(
+    value: str | None, namespace_of: Callable[[str], str | None]
+) -> tuple[str | None, str] | str:
     """Resolve an xsi:type QName to (namespace, local name), or return why it cannot be."""
     if value is None:
         return "missing xsi:type"
@@ -321,9 +357,10 @@ def _resolve_qname(value: str | None, scope: dict[str, str]) -> tuple[str | None
         # Unprefixed types are taken by local name: the default namespace in scope is the
         # outbound one, which no sObject type lives in.
         return (None, local)
-    if prefix not in scope:
+    namespace = namespace_of(prefix)
+    if namespace is None:
         return f"xsi:type prefix {_show(prefix)} is not bound to a namespace"
-    return (scope[prefix], local)
+    return (namespace, local)
 
 
 def _field_value(elem: Element, what: str) -> str | None:
