@@ -6,6 +6,10 @@ from typing import Annotated
 from pydantic import AnyHttpUrl, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Anything shorter can be guessed or is a placeholder ("changeme", "admin"); the generated one
+# has 43 characters.
+MIN_ADMIN_TOKEN_LENGTH = 32
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -61,12 +65,34 @@ class Settings(BaseSettings):
             return None
         return value
 
+    @field_validator("admin_token")
+    @classmethod
+    def _admin_token_length(cls, value: str | None) -> str | None:
+        if value is not None and len(value) < MIN_ADMIN_TOKEN_LENGTH:
+            raise ValueError(
+                f"must be at least {MIN_ADMIN_TOKEN_LENGTH} characters long"
+                " (e.g. the output of `openssl rand -base64 32`)"
+            )
+        return value
+
     @field_validator("salesforce_org_id")
     @classmethod
     def _org_id_shape(cls, value: str | None) -> str | None:
         if value is not None and (len(value) not in (15, 18) or not value.isalnum()):
             raise ValueError("must be a 15- or 18-character Salesforce org id")
         return value
+
+
+def insecure_settings(settings: Settings) -> list[str]:
+    """Settings a production deployment must not run with, as lines to log at start-up."""
+    warnings = []
+    if settings.salesforce_org_id is not None and settings.salesforce_webhook_token is None:
+        warnings.append(
+            "SYNCGATE_SALESFORCE_WEBHOOK_TOKEN is not set: anyone who knows the Salesforce org id"
+            " can post Outbound Messages that change HubSpot contacts. Set it, and call"
+            " /webhooks/salesforce?token=<value> from Salesforce; production requires it."
+        )
+    return warnings
 
 
 class SettingsError(Exception):
@@ -80,7 +106,8 @@ def load_settings() -> Settings:
     except ValidationError as error:
         first = error.errors()[0]
         name = "SYNCGATE_" + str(first["loc"][0]).upper() if first["loc"] else "SYNCGATE_*"
-        raise SettingsError(f"invalid setting {name}: {first['msg']}") from None
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise SettingsError(f"invalid setting {name}: {message}") from None
 
 
 @lru_cache

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from syncgate import console
 from syncgate.api import contacts, health, jobs, operations, segments, settings, webhooks
-from syncgate.config import Settings
+from syncgate.config import Settings, insecure_settings
 from syncgate.db import create_db_engine, create_session_factory
 from syncgate.delivery.worker import Worker
 from syncgate.errors import install_error_handlers
@@ -33,6 +33,8 @@ def create_app(config: Settings, *, run_worker: bool = True) -> FastAPI:
         app.state.session_factory = create_session_factory(engine)
         app.state.migration_head = head_revision(config.database_url)
         app.state.admin_token = config.admin_token or _generated_admin_token()
+        for warning in insecure_settings(config):
+            log.warning(warning)
         app.state.worker = Worker(config, app.state.session_factory) if run_worker else None
         worker_task = None
         if app.state.worker is not None:

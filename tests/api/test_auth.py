@@ -10,7 +10,7 @@ import pytest
 from syncgate.config import Settings
 from syncgate.main import create_app
 
-TOKEN = "auth-test-token"
+TOKEN = "auth-test-token-of-32-characters-or-more"
 # Building the app touches no database. The OpenAPI document is the public, version-proof
 # list of its routes; a route hidden from it would be missed here.
 _APP = create_app(

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from console.helpers import Console
+from console.helpers import TOKEN, Console
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from support.service import Service
 
@@ -19,7 +19,7 @@ from syncgate.sync.contacts import upsert_hubspot_contact
 
 @pytest.fixture
 def console_settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, admin_token="console-test-token", _env_file=None)
+    return Settings(database_url=database_url, admin_token=TOKEN, _env_file=None)
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ async def anon(console_settings: Settings) -> AsyncIterator[Console]:
             transport=httpx.ASGITransport(app=app), base_url="http://testserver"
         ) as http,
     ):
-        yield Console(http, "console-test-token")
+        yield Console(http, TOKEN)
 
 
 @pytest.fixture

@@ -6,13 +6,11 @@ from http.cookies import SimpleCookie
 
 import httpx
 import pytest
-from console.helpers import Console, csrf_of
+from console.helpers import TOKEN, Console, csrf_of
 
 from syncgate.config import Settings
 from syncgate.console import auth
 from syncgate.main import create_app
-
-TOKEN = "console-test-token"
 
 
 def cookie_attributes(response: httpx.Response, name: str) -> dict[str, str]:
@@ -162,7 +160,11 @@ async def test_changing_the_admin_token_signs_everyone_out(
     cookie = console.http.cookies.get(auth.SESSION_COOKIE, path="/console")
     assert cookie
     other = create_app(
-        Settings(database_url=console_settings.database_url, admin_token="rotated", _env_file=None),
+        Settings(
+            database_url=console_settings.database_url,
+            admin_token="rotated-admin-token-of-32-characters-or-more",
+            _env_file=None,
+        ),
         run_worker=False,
     )
     async with (

@@ -13,7 +13,7 @@ from syncgate.inbox.models import InboxEvent, InboxStatus
 from syncgate.inbox.processing import InboxProcessor
 from syncgate.platforms.hubspot.signature import signed_headers
 
-ADMIN_TOKEN = "fuzz-admin-token"
+ADMIN_TOKEN = "fuzz-admin-token-of-32-characters-or-more"
 HUBSPOT_SECRET = "fuzz-hubspot-client-secret"
 SALESFORCE_ORG_ID = "00D5e000000FuZzEAA"
 SALESFORCE_TOKEN = "fuzz-outbound-token"
