@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     retry_max_seconds: Annotated[float, Field(gt=0)] = 3600
     max_attempts: Annotated[int, Field(ge=1)] = 10
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
+    max_api_body_bytes: Annotated[int, Field(ge=1024)] = 524_288
 
     @field_validator(
         "admin_token",

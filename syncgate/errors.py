@@ -84,6 +84,7 @@ _ERROR_DESCRIPTIONS = {
     401: "no valid admin bearer token (`unauthorized`)",
     404: "no such resource (`not_found`)",
     409: "conflicts with the current state (see `code`)",
+    413: "body larger than SYNCGATE_MAX_API_BODY_BYTES (`payload_too_large`)",
     # Raised by the route itself (e.g. `invalid_filter`) or by FastAPI's request validation.
     422: "the request breaks the schema or a rule named by `code`",
 }

@@ -15,6 +15,7 @@ from syncgate.db import create_db_engine, create_session_factory
 from syncgate.delivery.worker import Worker
 from syncgate.errors import install_error_handlers
 from syncgate.migrate import head_revision
+from syncgate.security.guard import RequestGuard
 
 log = logging.getLogger("syncgate")
 
@@ -58,6 +59,9 @@ def create_app(config: Settings, *, run_worker: bool = True) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(
+        RequestGuard, webhook_limit=config.max_body_bytes, api_limit=config.max_api_body_bytes
+    )
     app.include_router(health.router)
     app.include_router(webhooks.hubspot_router)
     app.include_router(webhooks.salesforce_router)

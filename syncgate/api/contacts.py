@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from sqlalchemy import select
 
-from syncgate.api.deps import AdminDep, SessionDep
+from syncgate.api.deps import ADMIN_RESPONSES, AdminDep, SessionDep
 from syncgate.api.paging import Cursor, Limit, encode_cursor
 from syncgate.errors import NotFound, error_responses
 from syncgate.sync.contacts import normalise_email
@@ -17,7 +17,7 @@ router = APIRouter(
     prefix="/api/contacts",
     tags=["contacts"],
     dependencies=[AdminDep],
-    responses=error_responses(401),
+    responses=ADMIN_RESPONSES,
 )
 
 

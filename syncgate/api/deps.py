@@ -9,7 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from syncgate.config import Settings
-from syncgate.errors import Unauthorized
+from syncgate.errors import Unauthorized, error_responses
 
 
 def get_settings(request: Request) -> Settings:
@@ -30,6 +30,8 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 UNAUTHORIZED_MESSAGE = "a valid admin bearer token is required"
+# What every admin route may answer besides its own errors.
+ADMIN_RESPONSES = error_responses(401, 413)
 _bearer = HTTPBearer(auto_error=False, description="The admin token (SYNCGATE_ADMIN_TOKEN)")
 
 

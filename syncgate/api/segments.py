@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter, Response, status
 
-from syncgate.api.deps import AdminDep, SessionDep
+from syncgate.api.deps import ADMIN_RESPONSES, AdminDep, SessionDep
 from syncgate.api.paging import Cursor, Limit, encode_cursor
 from syncgate.errors import error_responses
 from syncgate.sync import segments
@@ -24,7 +24,7 @@ router = APIRouter(
     prefix="/api/segments",
     tags=["segments"],
     dependencies=[AdminDep],
-    responses=error_responses(401),
+    responses=ADMIN_RESPONSES,
 )
 
 

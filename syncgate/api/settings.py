@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter, Response, status
 
-from syncgate.api.deps import AdminDep, SessionDep
+from syncgate.api.deps import ADMIN_RESPONSES, AdminDep, SessionDep
 from syncgate.errors import error_responses
 from syncgate.sync import preferences
 from syncgate.sync.mapping import Mapping, load_mappings, replace_mappings
@@ -17,7 +17,7 @@ from syncgate.sync.schemas import (
 )
 
 router = APIRouter(
-    prefix="/api", tags=["settings"], dependencies=[AdminDep], responses=error_responses(401)
+    prefix="/api", tags=["settings"], dependencies=[AdminDep], responses=ADMIN_RESPONSES
 )
 
 
