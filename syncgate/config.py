@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     max_attempts: Annotated[int, Field(ge=1)] = 10
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
     max_api_body_bytes: Annotated[int, Field(ge=1024)] = 524_288
+    # Failed authentications a minute, per client address and for all addresses together.
+    auth_failures_per_address: Annotated[int, Field(ge=1)] = 10
+    auth_failures_global: Annotated[int, Field(ge=1)] = 100
 
     @field_validator(
         "admin_token",

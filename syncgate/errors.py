@@ -17,6 +17,7 @@ class AppError(Exception):
 
     status_code = 400
     code = "bad_request"
+    headers: dict[str, str] | None = None
 
     def __init__(self, message: str, **detail: Any) -> None:
         super().__init__(message)
@@ -85,6 +86,8 @@ _ERROR_DESCRIPTIONS = {
     404: "no such resource (`not_found`)",
     409: "conflicts with the current state (see `code`)",
     413: "body larger than SYNCGATE_MAX_API_BODY_BYTES (`payload_too_large`)",
+    429: "too many failed authentications from this address or overall"
+    " (`too_many_failed_authentications`); retry after `Retry-After` seconds",
     # Raised by the route itself (e.g. `invalid_filter`) or by FastAPI's request validation.
     422: "the request breaks the schema or a rule named by `code`",
 }
@@ -110,7 +113,7 @@ def is_store_outage(error: Exception) -> bool:
 
 async def _app_error(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, AppError)
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthorized) else None
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthorized) else error.headers
     return JSONResponse(
         error_body(error.code, error.message, **error.detail),
         status_code=error.status_code,
@@ -152,10 +155,13 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
     # FastAPI parses a JSON body before it runs any dependency, so a malformed body would
     # otherwise be answered (422) before the admin token is checked.
-    from syncgate.api.deps import UNAUTHORIZED_MESSAGE, has_admin_token
+    from syncgate.api.deps import authenticate_admin_request
 
-    if request.url.path.startswith("/api/") and not await has_admin_token(request):
-        return await _app_error(request, Unauthorized(UNAUTHORIZED_MESSAGE))
+    if request.url.path.startswith("/api/"):
+        try:
+            await authenticate_admin_request(request)
+        except AppError as refused:
+            return await _app_error(request, refused)
     return await request_validation_exception_handler(request, error)
 
 

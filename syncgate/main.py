@@ -16,6 +16,7 @@ from syncgate.delivery.worker import Worker
 from syncgate.errors import install_error_handlers
 from syncgate.migrate import head_revision
 from syncgate.security.guard import RequestGuard
+from syncgate.security.throttle import Throttle
 
 log = logging.getLogger("syncgate")
 
@@ -34,6 +35,7 @@ def create_app(config: Settings, *, run_worker: bool = True) -> FastAPI:
         app.state.session_factory = create_session_factory(engine)
         app.state.migration_head = head_revision(config.database_url)
         app.state.admin_token = config.admin_token or _generated_admin_token()
+        app.state.throttle = Throttle(config)
         for warning in insecure_settings(config):
             log.warning(warning)
         app.state.worker = Worker(config, app.state.session_factory) if run_worker else None

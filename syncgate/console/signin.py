@@ -16,6 +16,7 @@ from syncgate.console.web import (
     render,
     static_version,
 )
+from syncgate.security.throttle import Credential, record_failure, refuse_if_throttled
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
 
@@ -59,6 +60,7 @@ async def sign_in_form(
 
 @router.post("/sign-in")
 async def sign_in(request: Request) -> Response:
+    refuse_if_throttled(request, Credential.ADMIN)
     token = auth.admin_token(request)
     login = auth.verify(token, "login", request.cookies.get(auth.LOGIN_COOKIE))
     if login is None:
@@ -73,6 +75,7 @@ async def sign_in(request: Request) -> Response:
     target = auth.safe_next(next_value if isinstance(next_value, str) else None)
     given = form.get("token")
     if not isinstance(given, str) or not auth.tokens_equal(given.strip(), token):
+        record_failure(request, Credential.ADMIN, "wrong admin token at console sign-in")
         return _sign_in_page(request, target, Flash(REFUSED_MESSAGE, "error"), status=401)
     session = auth.issue(token, "session", auth.SESSION_SECONDS)
     response = redirect(request, target, "Signed in.")

@@ -263,6 +263,7 @@ class ConsoleRoute(APIRoute):
                     error.message,
                     auth.current_session(request),
                 )
+                response.headers.update(error.headers or {})
             for name, value in SECURITY_HEADERS.items():
                 response.headers.setdefault(name, value)
             response.headers.setdefault("Cache-Control", "no-store")

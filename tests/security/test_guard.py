@@ -212,14 +212,14 @@ async def test_each_refusal_is_one_log_line_without_credential_or_query(
     assert _refusals(caplog) == [
         {
             "status": 401,
-            "reason": "not authenticated",
+            "reason": "missing or wrong admin token",
             "client": "127.0.0.1",
             "method": "GET",
             "path": "/api/segments",
         },
         {
             "status": 401,
-            "reason": "not authenticated",
+            "reason": "the token query parameter is missing or wrong",
             "client": "127.0.0.1",
             "method": "POST",
             "path": "/webhooks/salesforce",
