@@ -7,9 +7,12 @@ from http.cookies import SimpleCookie
 import httpx
 import pytest
 from console.helpers import TOKEN, Console, csrf_of
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from syncgate.config import Settings
 from syncgate.console import auth
+from syncgate.console.models import ConsoleSignOut
 from syncgate.main import create_app
 
 
@@ -249,6 +252,44 @@ async def test_sign_out_clears_the_session(console: Console) -> None:
     assert (await console.get("/console")).status_code == 303
     page = await console.get("/console/sign-in")
     assert "Signed out." in page.text
+
+
+async def test_a_signed_out_cookie_is_refused_on_every_replica(
+    console: Console, console_settings: Settings
+) -> None:
+    cookie = console.http.cookies.get(auth.SESSION_COOKIE, path="/console")
+    assert cookie
+    assert (await console.post("/console/sign-out")).status_code == 303
+    console.http.cookies.set(auth.SESSION_COOKIE, cookie)  # replayed by whoever copied it
+    response = await console.http.get("/console")
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/console/sign-in?")
+    assert (await console.http.get("/console/sign-in")).status_code == 200  # no redirect loop
+    replica = create_app(console_settings, run_worker=False)
+    async with (
+        replica.router.lifespan_context(replica),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=replica), base_url="http://testserver"
+        ) as http,
+    ):
+        http.cookies.set(auth.SESSION_COOKIE, cookie)
+        assert (await http.get("/console")).status_code == 303
+    # Signing in again gives a new session that works.
+    console.http.cookies.clear()
+    assert (await console.sign_in()).status_code == 303
+    assert (await console.get("/console")).status_code == 200
+
+
+async def test_sign_outs_are_kept_only_until_their_cookies_expire(
+    console: Console, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    expired = auth.issue(TOKEN, "session", 60, now=time.time() - 3600)
+    async with session_factory() as db, db.begin():
+        await auth.sign_out(db, expired)
+    assert (await console.post("/console/sign-out")).status_code == 303
+    async with session_factory() as db:
+        kept = (await db.scalars(select(ConsoleSignOut.expires_at))).all()
+    assert len(kept) == 1 and kept[0].timestamp() > time.time()
 
 
 async def test_sign_out_needs_csrf(console: Console) -> None:
