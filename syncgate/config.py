@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     # Failed authentications a minute, per client address and for all addresses together.
     auth_failures_per_address: Annotated[int, Field(ge=1)] = 10
     auth_failures_global: Annotated[int, Field(ge=1)] = 100
+    # Real CRM webhooks always carry v3; v1/v2 stay accepted by default as the contract says.
+    hubspot_require_v3: bool = False
 
     @field_validator(
         "admin_token",

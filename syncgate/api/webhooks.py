@@ -117,6 +117,7 @@ async def verified_hubspot_events(
             uri=_signed_uri(request, public_url),
             body=body,
             headers=request.headers,
+            require_v3=settings.hubspot_require_v3,
         )
     except SignatureError as error:
         reason = f"HubSpot signature rejected: {error}"
