@@ -1,9 +1,10 @@
 """Errors with a stable `code`, and the handlers that render them as JSON."""
 
+import json
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
@@ -162,7 +163,22 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
             await authenticate_admin_request(request)
         except AppError as refused:
             return await _app_error(request, refused)
-    return await request_validation_exception_handler(request, error)
+    return JSONResponse({"detail": _validation_details(error)}, status_code=422)
+
+
+# FastAPI echoes each failing input; a large one is left out, so that a big body does not come
+# back (the caller knows what it sent, and `loc` says where the problem is).
+MAX_ECHOED_INPUT = 200
+
+
+def _validation_details(error: RequestValidationError) -> list[dict[str, Any]]:
+    details = []
+    for issue in error.errors():
+        detail = jsonable_encoder(issue)
+        if "input" in detail and len(json.dumps(detail["input"])) > MAX_ECHOED_INPUT:
+            del detail["input"]
+        details.append(detail)
+    return details
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -11,12 +11,14 @@ sign-in.
 import base64
 import hashlib
 import hmac
+import posixpath
+import re
 import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from fastapi import Depends, Request
 from sqlalchemy import delete, select
@@ -39,6 +41,7 @@ FLASH_SECONDS = 60
 CSRF_FIELD = "csrf"
 SIGN_IN_PATH = "/console/sign-in"
 HOME_PATH = "/console"
+_ENCODED_DOT = re.compile("%2e", re.IGNORECASE)
 # Form limits: the mapping table is the largest form (five fields per row).
 MAX_FORM_FIELDS = 5000
 
@@ -225,16 +228,14 @@ def safe_next(value: str | None) -> str:
     if not value:
         return HOME_PATH
     parts = urlsplit(value)
-    if (
-        parts.scheme
-        or parts.netloc
-        or "\\" in value
-        or not (parts.path == HOME_PATH or parts.path.startswith(HOME_PATH + "/"))
-        or parts.path.startswith(SIGN_IN_PATH)
-        or any(ord(char) < 0x20 for char in value)
-    ):
+    if parts.scheme or parts.netloc or "\\" in value or any(ord(char) < 0x20 for char in value):
         return HOME_PATH
-    return value
+    # The browser resolves dot segments, percent-encoded ones too, before it asks for the path:
+    # check the path it will ask for (`/console/../x` is `/x`).
+    path = posixpath.normpath(_ENCODED_DOT.sub(".", parts.path))
+    if not (path == HOME_PATH or path.startswith(HOME_PATH + "/")) or path.startswith(SIGN_IN_PATH):
+        return HOME_PATH
+    return urlunsplit(("", "", path, parts.query, parts.fragment))
 
 
 def same_origin(request: Request) -> bool:

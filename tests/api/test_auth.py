@@ -128,3 +128,14 @@ async def test_validation_errors_still_reach_an_authenticated_caller(
 async def test_operations_routes_need_no_token(client: httpx.AsyncClient, path: str) -> None:
     response = await _send(client, "GET", path, None)
     assert response.status_code == 200, response.text
+
+
+async def test_a_validation_error_does_not_echo_a_large_input(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/segments", json={"name": "x" * 100_000})
+    assert response.status_code == 422
+    assert len(response.content) < 1000
+    too_long, missing = response.json()["detail"]
+    assert too_long["loc"] == ["body", "name"] and missing["loc"] == ["body", "type"]
+    assert "input" not in too_long and "input" not in missing
+    small = await client.post("/api/segments", json={"name": "n", "type": "bogus"})
+    assert [issue.get("input") for issue in small.json()["detail"]] == ["bogus"]

@@ -126,11 +126,31 @@ async def test_sign_in_form_without_its_cookie_is_shown_again(anon: Console) -> 
         "/console-evil",
         "/console/sign-in",
         "javascript:alert(1)",
+        "/console/../../x",
+        "/console/..",
+        "/console/%2e%2e/api/segments",
+        "/console/.%2E/x",
+        "/console/./sign-in",
     ],
 )
 async def test_sign_in_never_redirects_off_the_console(anon: Console, next_path: str) -> None:
     response = await anon.sign_in(next_path=next_path)
     assert response.headers["location"] == "/console"
+
+
+@pytest.mark.parametrize(
+    ("next_path", "target"),
+    [
+        ("/console/./segments?x=1", "/console/segments?x=1"),
+        ("/console/settings/../health", "/console/health"),
+        ("/console/segments/", "/console/segments"),
+    ],
+)
+async def test_the_next_path_is_normalised(anon: Console, next_path: str, target: str) -> None:
+    page = await anon.get("/console/sign-in", params={"next": next_path})
+    assert f'value="{target}"' in page.text
+    response = await anon.sign_in(next_path=next_path)
+    assert response.headers["location"] == target
 
 
 async def test_tampered_expired_or_foreign_sessions_are_refused(anon: Console) -> None:
