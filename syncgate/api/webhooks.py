@@ -246,10 +246,10 @@ def _refuse_other_org(request: Request) -> NoReturn:
     raise Forbidden(reason)
 
 
-# A large message takes a while to parse: it is parsed in a worker thread, so the event loop
-# keeps answering, and at most two at a time, so a flood of them waits instead of taking a
-# thread each.
-_PARSERS = CapacityLimiter(2)
+# A large message takes tens of milliseconds to parse: it is parsed in a worker thread, so the
+# event loop keeps answering, and one at a time, so the loop shares the GIL with one parse only
+# and a flood of messages waits instead of taking a thread each.
+_PARSERS = CapacityLimiter(1)
 
 
 async def verified_outbound_message(
