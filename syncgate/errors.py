@@ -171,10 +171,15 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
 MAX_ECHOED_INPUT = 200
 
 
+def _bytes_as_text(value: bytes) -> str:
+    return value.decode("utf-8", "replace")
+
+
 def _validation_details(error: RequestValidationError) -> list[dict[str, Any]]:
     details = []
     for issue in error.errors():
-        detail = jsonable_encoder(issue)
+        # A body sent without a JSON content type is echoed as bytes, UTF-8 or not.
+        detail = jsonable_encoder(issue, custom_encoder={bytes: _bytes_as_text})
         if "input" in detail and len(json.dumps(detail["input"])) > MAX_ECHOED_INPUT:
             del detail["input"]
         details.append(detail)

@@ -139,3 +139,11 @@ async def test_a_validation_error_does_not_echo_a_large_input(client: httpx.Asyn
     assert "input" not in too_long and "input" not in missing
     small = await client.post("/api/segments", json={"name": "n", "type": "bogus"})
     assert [issue.get("input") for issue in small.json()["detail"]] == ["bogus"]
+
+
+async def test_a_body_that_is_not_utf8_without_a_content_type_gets_422(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post("/api/segments/preview", content=b'{"filter": "\xff"}')
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["input"] == '{"filter": "\ufffd"}'
