@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from sqlalchemy import select
 
-from syncgate.api.deps import AdminDep, SessionDep
+from syncgate.api.deps import AdminDep, SessionDep, SettingsDep
 from syncgate.api.paging import Cursor, Limit, encode_cursor
 from syncgate.errors import NotFound, error_responses
 from syncgate.sync.contacts import normalise_email
@@ -48,8 +48,10 @@ async def get_contact(contact_id: RowId, session: SessionDep) -> ContactOut:
 
 
 @router.get("/{contact_id}/sync-status", responses=error_responses(404))
-async def get_sync_status(contact_id: RowId, session: SessionDep) -> SyncStatusOut:
+async def get_sync_status(
+    contact_id: RowId, session: SessionDep, settings: SettingsDep
+) -> SyncStatusOut:
     contact = await session.get(Contact, contact_id)
     if contact is None:
         raise NotFound(f"contact {contact_id} does not exist")
-    return SyncStatusOut.model_validate(await sync_status(session, contact))
+    return SyncStatusOut.model_validate(await sync_status(session, contact, settings))

@@ -7,8 +7,16 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
 from syncgate.api.deps import AdminDep, SessionDep, SettingsDep
+from syncgate.config import Settings
 from syncgate.errors import Conflict, NotFound, error_responses
 from syncgate.jobs.models import Job, JobKind, JobStatus
+from syncgate.platforms.connections import (
+    HUBSPOT,
+    SALESFORCE,
+    how_to_connect,
+    is_connected,
+    not_connected,
+)
 from syncgate.sync.schemas import RowId
 from syncgate.sync.segments import get_segment
 
@@ -43,10 +51,12 @@ class ImportIn(BaseModel):
     ids: Annotated[list[SalesforceId], Field(min_length=1, max_length=50_000)]
 
 
-def _require(configured: bool, platform: str) -> None:
-    if not configured:
+def _require(settings: Settings, platform: str) -> None:
+    if not is_connected(settings, platform):
         raise Conflict(
-            "not_configured", f"no {platform} API credentials are configured for this job"
+            "not_configured",
+            f"{not_connected(platform)}: no API credentials are configured for this job"
+            f" ({how_to_connect(platform)})",
         )
 
 
@@ -60,10 +70,13 @@ async def _queue(session: SessionDep, kind: JobKind, params: dict[str, Any]) -> 
 @router.post(
     "/segments/{segment_id}/resync",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=error_responses(404),
+    responses=error_responses(404, 409),
 )
-async def resync_segment(segment_id: RowId, session: SessionDep) -> JobCreated:
+async def resync_segment(
+    segment_id: RowId, session: SessionDep, settings: SettingsDep
+) -> JobCreated:
     segment = await get_segment(session, segment_id)
+    _require(settings, SALESFORCE)
     return await _queue(session, JobKind.SEGMENT_RESYNC, {"segment_id": segment.id})
 
 
@@ -75,7 +88,7 @@ async def resync_segment(segment_id: RowId, session: SessionDep) -> JobCreated:
 async def import_from_salesforce(
     body: ImportIn, session: SessionDep, settings: SettingsDep
 ) -> JobCreated:
-    _require(settings.salesforce_client_id is not None, "Salesforce")
+    _require(settings, SALESFORCE)
     ids = list(dict.fromkeys(body.ids))
     return await _queue(session, JobKind.SALESFORCE_IMPORT, {"object": body.object, "ids": ids})
 
@@ -86,10 +99,7 @@ async def import_from_salesforce(
     responses=error_responses(409),
 )
 async def backfill_from_hubspot(session: SessionDep, settings: SettingsDep) -> JobCreated:
-    _require(
-        settings.hubspot_access_token is not None or settings.hubspot_refresh_token is not None,
-        "HubSpot",
-    )
+    _require(settings, HUBSPOT)
     return await _queue(session, JobKind.HUBSPOT_BACKFILL, {})
 
 

@@ -1,8 +1,14 @@
 """Alembic environment: the URL comes from the service settings (or the caller's config)."""
 
+import logging
+from collections.abc import Collection, Mapping
 from logging.config import fileConfig
+from typing import Any
 
 from alembic import context
+from alembic.runtime.migration import MigrationContext, MigrationInfo
+from alembic.script import Script
+from sqlalchemy import text
 
 from syncgate.config import get_settings
 from syncgate.db import create_sync_engine
@@ -13,6 +19,22 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 target_metadata = Base.metadata
+log = logging.getLogger("syncgate.migrate")
+
+# Held for the upgrade's transaction: several processes migrating one fresh PostgreSQL database
+# at once (serve replicas, workers, a migrate job) run one after the other, and the later ones
+# find it at head, instead of racing to create the same tables.
+MIGRATION_LOCK_KEY = int.from_bytes(b"syncgate", "big")
+
+
+def _applied(
+    ctx: MigrationContext, step: MigrationInfo, heads: Collection[Any], run_args: Mapping[str, Any]
+) -> None:
+    if step.is_upgrade:
+        doc = step.up_revision.doc if isinstance(step.up_revision, Script) else ""
+        log.info("database migrated to %s (%s)", step.up_revision_id, doc)
+    else:
+        log.info("database migrated down from %s", step.up_revision_id)
 
 
 def run_migrations() -> None:
@@ -24,8 +46,13 @@ def run_migrations() -> None:
             target_metadata=target_metadata,
             render_as_batch=connection.dialect.name == "sqlite",
             compare_type=True,
+            on_version_apply=_applied,
         )
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                )
             context.run_migrations()
     engine.dispose()
 
