@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from syncgate.config import get_settings
 from syncgate.db import create_sync_engine
+from syncgate.migrate import MIGRATION_LOCK_KEY
 from syncgate.models_registry import Base
 
 config = context.config
@@ -20,11 +21,6 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
 
 target_metadata = Base.metadata
 log = logging.getLogger("syncgate.migrate")
-
-# Held for the upgrade's transaction: several processes migrating one fresh PostgreSQL database
-# at once (serve replicas, workers, a migrate job) run one after the other, and the later ones
-# find it at head, instead of racing to create the same tables.
-MIGRATION_LOCK_KEY = int.from_bytes(b"syncgate", "big")
 
 
 def _applied(
@@ -49,6 +45,9 @@ def run_migrations() -> None:
             on_version_apply=_applied,
         )
         with context.begin_transaction():
+            # Several processes migrating one fresh database at once (serve replicas, workers, a
+            # migrate job) run one after the other, and the later ones find it at head instead
+            # of racing to create the same tables. Released when the transaction ends.
             if connection.dialect.name == "postgresql":
                 connection.execute(
                     text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
