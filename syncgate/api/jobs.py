@@ -6,7 +6,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
+from syncgate.api import examples
 from syncgate.api.deps import AdminDep, SessionDep, SettingsDep
+from syncgate.api.examples import answers
+from syncgate.api.examples import body as request
 from syncgate.config import Settings
 from syncgate.errors import Conflict, NotFound, error_responses
 from syncgate.jobs.models import Job, JobKind, JobStatus
@@ -69,12 +72,15 @@ async def _queue(session: SessionDep, kind: JobKind, params: dict[str, Any]) -> 
 
 @router.post(
     "/segments/{segment_id}/resync",
+    summary="Resync a segment's members to Salesforce",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=error_responses(404, 409),
+    responses=error_responses(404, 409) | answers(202, examples.JOB_CREATED),
 )
 async def resync_segment(
     segment_id: RowId, session: SessionDep, settings: SettingsDep
 ) -> JobCreated:
+    """Queues a job that syncs every member that passes the gate to Salesforce; follow it
+    at `/api/jobs/{job_id}`. 409 `not_configured` while Salesforce is not connected."""
     segment = await get_segment(session, segment_id)
     _require(settings, SALESFORCE)
     return await _queue(session, JobKind.SEGMENT_RESYNC, {"segment_id": segment.id})
@@ -82,12 +88,17 @@ async def resync_segment(
 
 @router.post(
     "/imports/salesforce",
+    summary="Import Salesforce Leads or Contacts",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=error_responses(409),
+    responses=error_responses(409) | answers(202, examples.JOB_CREATED),
+    openapi_extra=request(examples.IMPORT_IN),
 )
 async def import_from_salesforce(
     body: ImportIn, session: SessionDep, settings: SettingsDep
 ) -> JobCreated:
+    """Creates HubSpot contacts with only the email, like HubSpot's own import; the other
+    mapped fields follow when no inclusion segment is set or the contact is in it.
+    409 `not_configured` while Salesforce is not connected."""
     _require(settings, SALESFORCE)
     ids = list(dict.fromkeys(body.ids))
     return await _queue(session, JobKind.SALESFORCE_IMPORT, {"object": body.object, "ids": ids})
@@ -95,16 +106,24 @@ async def import_from_salesforce(
 
 @router.post(
     "/backfill/hubspot",
+    summary="Read every HubSpot contact into the store",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=error_responses(409),
+    responses=error_responses(409) | answers(202, examples.JOB_CREATED),
 )
 async def backfill_from_hubspot(session: SessionDep, settings: SettingsDep) -> JobCreated:
+    """Mirrors all HubSpot contacts so segment membership is known; forwards nothing.
+    409 `not_configured` while HubSpot is not connected."""
     _require(settings, HUBSPOT)
     return await _queue(session, JobKind.HUBSPOT_BACKFILL, {})
 
 
-@router.get("/jobs/{job_id}", responses=error_responses(404))
+@router.get(
+    "/jobs/{job_id}",
+    summary="Get a job's progress",
+    responses=error_responses(404) | answers(200, examples.JOB),
+)
 async def get_job(job_id: RowId, session: SessionDep) -> JobOut:
+    """Status and counts of a resync, import or backfill, advanced a chunk at a time."""
     job = await session.get(Job, job_id)
     if job is None:
         raise NotFound(f"job {job_id} does not exist")
