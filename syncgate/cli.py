@@ -70,7 +70,7 @@ def worker(config: Settings, metrics_host: str, metrics_port: int | None) -> Non
     asyncio.run(run_worker(config, metrics_host, metrics_port))
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="syncgate", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     serve_parser = commands.add_parser("serve", help="migrate, serve HTTP and run the worker")
@@ -87,7 +87,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     worker_parser.add_argument("--metrics-host", default="127.0.0.1")
     commands.add_parser("migrate", help="upgrade the database to the latest migration")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
 
     config = _settings_or_exit()
     configure_logging(config.log_level)
