@@ -40,7 +40,7 @@ format: $(DEV)
 
 # The wheels of syncgate and its dependencies in dist/, then the image built from them.
 image: | $(BIN)/python
-	rm -rf dist
+	rm -rf dist build
 	$(BIN)/pip wheel --quiet --wheel-dir dist .
 	docker build --build-arg BASE_IMAGE=$(BASE_IMAGE) -t syncgate .
 
