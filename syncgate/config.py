@@ -1,7 +1,7 @@
 """Service configuration: one typed settings class read from SYNCGATE_* variables and .env."""
 
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AnyHttpUrl, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -37,6 +37,21 @@ class Settings(BaseSettings):
     retry_max_seconds: Annotated[float, Field(gt=0)] = 3600
     max_attempts: Annotated[int, Field(ge=1)] = 10
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_in_any_case(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        from syncgate.db import check_database_url
+
+        check_database_url(value)
+        return value
 
     @field_validator(
         "admin_token",
@@ -80,7 +95,8 @@ def load_settings() -> Settings:
     except ValidationError as error:
         first = error.errors()[0]
         name = "SYNCGATE_" + str(first["loc"][0]).upper() if first["loc"] else "SYNCGATE_*"
-        raise SettingsError(f"invalid setting {name}: {first['msg']}") from None
+        message = first["msg"].removeprefix("Value error, ")
+        raise SettingsError(f"invalid setting {name}: {message}") from None
 
 
 @lru_cache
