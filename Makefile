@@ -32,7 +32,7 @@ test: $(DEV)
 lint: $(DEV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy syncgate tests $(wildcard bench)
+	$(BIN)/mypy syncgate app tests $(wildcard bench)
 
 format: $(DEV)
 	$(BIN)/ruff check --fix .

@@ -58,3 +58,18 @@ def test_a_malformed_setting_is_one_line_and_exit_status_2(tmp_path: Path) -> No
     assert result.returncode == 2
     assert result.stderr.strip().startswith("syncgate: invalid setting SYNCGATE_LOG_LEVEL")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("module", ["syncgate", "app"])
+def test_python_dash_m_runs_the_cli_under_both_names(module: str, tmp_path: Path) -> None:
+    # CONTRACT §2: `python -m app …` is the same as `syncgate …`.
+    result = subprocess.run(
+        [sys.executable, "-m", module, "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "serve" in result.stdout and "worker" in result.stdout and "migrate" in result.stdout
