@@ -2,32 +2,47 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# `make run` needs only the runtime dependencies; tests and lint add the dev extras.
+RUNTIME := $(VENV)/.installed-runtime
+DEV := $(VENV)/.installed-dev
+BASE_IMAGE ?= python:3.11-slim
 
-.PHONY: install run test lint format bench clean
+.PHONY: install run test lint format image clean
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+
+$(RUNTIME): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $(RUNTIME)
+
+$(DEV): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	touch $(RUNTIME) $(DEV)
 
-install: $(STAMP)
+install: $(DEV)
 
-run: $(STAMP)
+run: $(RUNTIME)
 	$(BIN)/syncgate serve
 
-test: $(STAMP)
+test: $(DEV)
 	$(BIN)/pytest
 
-lint: $(STAMP)
+lint: $(DEV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy syncgate tests $(wildcard bench)
+	$(BIN)/mypy syncgate app tests $(wildcard bench)
 
-format: $(STAMP)
+format: $(DEV)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# The wheels of syncgate and its dependencies in dist/, then the image built from them.
+image: | $(BIN)/python
+	rm -rf dist build
+	$(BIN)/pip wheel --quiet --wheel-dir dist .
+	docker build --build-arg BASE_IMAGE=$(BASE_IMAGE) -t syncgate .
+
 clean:
-	rm -rf $(VENV) *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) dist *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,7 +1,7 @@
 """Service configuration: one typed settings class read from SYNCGATE_* variables and .env."""
 
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AnyHttpUrl, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -41,12 +41,27 @@ class Settings(BaseSettings):
     retry_max_seconds: Annotated[float, Field(gt=0)] = 3600
     max_attempts: Annotated[int, Field(ge=1)] = 10
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     max_api_body_bytes: Annotated[int, Field(ge=1024)] = 524_288
     # Failed authentications a minute, per client address and for all addresses together.
     auth_failures_per_address: Annotated[int, Field(ge=1)] = 10
     auth_failures_global: Annotated[int, Field(ge=1)] = 100
     # Real CRM webhooks always carry v3; v1/v2 stay accepted by default as the contract says.
     hubspot_require_v3: bool = False
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_in_any_case(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        from syncgate.db import check_database_url
+
+        check_database_url(value)
+        return value
 
     @field_validator(
         "admin_token",
@@ -112,7 +127,7 @@ def load_settings() -> Settings:
     except ValidationError as error:
         first = error.errors()[0]
         name = "SYNCGATE_" + str(first["loc"][0]).upper() if first["loc"] else "SYNCGATE_*"
-        message = str(first["msg"]).removeprefix("Value error, ")
+        message = first["msg"].removeprefix("Value error, ")
         raise SettingsError(f"invalid setting {name}: {message}") from None
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import Engine, Insert, create_engine, event
 from sqlalchemy.engine import URL, Dialect, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -14,17 +15,39 @@ from sqlalchemy.ext.asyncio import (
 )
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# A host that drops packets must not hold start-up (or a migration) forever.
+POSTGRES_CONNECT_TIMEOUT_S = 10
 
 
 def _driver_url(url: str, *, use_async: bool) -> URL:
     """Pick the driver for a plain URL, so `postgresql://user@host/db` works as written."""
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ValueError(
+            "not a database URL; expected e.g. postgresql://user:password@host/db"
+            " or sqlite:///./syncgate.db"
+        ) from None
     backend = parsed.get_backend_name()
     if backend in ("postgresql", "postgres"):
         return parsed.set(drivername="postgresql+psycopg")
     if backend == "sqlite":
         return parsed.set(drivername="sqlite+aiosqlite" if use_async else "sqlite+pysqlite")
     raise ValueError(f"unsupported database {backend!r}: use sqlite or postgresql")
+
+
+def check_database_url(url: str) -> None:
+    """Raise ValueError (without the password) unless the URL names a supported database."""
+    _driver_url(url, use_async=False)
+
+
+def describe_database(url: str) -> str:
+    """Where the database is, for messages: host and port (or the SQLite file), no password."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return f"SQLite file {parsed.database or ':memory:'}"
+    host = parsed.host or "localhost (socket)"
+    return f"{host}:{parsed.port or 5432}" + (f"/{parsed.database}" if parsed.database else "")
 
 
 def is_sqlite(url: str) -> bool:
@@ -52,7 +75,10 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 def create_sync_engine(url: str) -> Engine:
-    engine = create_engine(_driver_url(url, use_async=False), pool_pre_ping=True)
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if not is_sqlite(url):
+        kwargs["connect_args"] = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
+    engine = create_engine(_driver_url(url, use_async=False), **kwargs)
     if is_sqlite(url):
         _configure_sqlite(engine)
     return engine
@@ -64,7 +90,10 @@ def create_db_engine(url: str) -> AsyncEngine:
         kwargs |= {"pool_size": 10, "max_overflow": 10, "pool_timeout": 5}
         # The JIT costs far more to compile a segment's membership query than it saves (its
         # OR-ed subqueries are costed above every JIT threshold); nothing here runs long.
-        kwargs["connect_args"] = {"options": "-c jit=off"}
+        kwargs["connect_args"] = {
+            "options": "-c jit=off",
+            "connect_timeout": POSTGRES_CONNECT_TIMEOUT_S,
+        }
     engine = create_async_engine(_driver_url(url, use_async=True), **kwargs)
     if is_sqlite(url):
         _configure_sqlite(engine.sync_engine)

@@ -1,4 +1,5 @@
-"""Application factory: the lifespan owns the engine, the admin token and the worker task."""
+"""Application factory: the lifespan owns the engine, the admin token and the worker task; and
+`syncgate worker`, with its own small probe server when it is given a metrics port."""
 
 import asyncio
 import gc
@@ -8,18 +9,33 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from syncgate import console
-from syncgate.api import contacts, health, jobs, operations, segments, settings, webhooks
+from syncgate.api import contacts, docs, health, jobs, operations, segments, settings, webhooks
 from syncgate.config import Settings, insecure_settings
 from syncgate.db import create_db_engine, create_session_factory
 from syncgate.delivery.worker import Worker
 from syncgate.errors import install_error_handlers
+from syncgate.logging import AccessLog
 from syncgate.migrate import head_revision
+from syncgate.platforms.connections import warn_unconnected
 from syncgate.security.guard import RequestGuard
 from syncgate.security.throttle import Throttle
 
 log = logging.getLogger("syncgate")
+
+DESCRIPTION = """\
+Keeps contacts in sync between one HubSpot account and one Salesforce org, and lets through
+only the changes it should: a change is forwarded when the contact is in the **inclusion
+segment** (or none is set), with the exceptions HubSpot's own connector documents.
+
+* **Webhooks** — HubSpot and Salesforce call these; each is verified and stored durably before
+  it is acknowledged.
+* **Admin API** (`/api/*`) — every route needs `Authorization: Bearer <SYNCGATE_ADMIN_TOKEN>`.
+  Errors are JSON `{"code", "message"}` with a stable `code`.
+* **Operations** — `/livez`, `/readyz` and `/metrics` for orchestrators and Prometheus.
+"""
 
 
 def _report_worker_end(task: "asyncio.Task[None]") -> None:
@@ -27,14 +43,20 @@ def _report_worker_end(task: "asyncio.Task[None]") -> None:
         log.critical("the worker stopped: %r; nothing is processed until a restart", error)
 
 
+def _attach_store(app: FastAPI, config: Settings) -> AsyncEngine:
+    engine = create_db_engine(config.database_url)
+    app.state.settings = config
+    app.state.engine = engine
+    app.state.session_factory = create_session_factory(engine)
+    app.state.migration_head = head_revision(config.database_url)
+    return engine
+
+
 def create_app(config: Settings, *, run_worker: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_db_engine(config.database_url)
-        app.state.settings = config
-        app.state.engine = engine
-        app.state.session_factory = create_session_factory(engine)
-        app.state.migration_head = head_revision(config.database_url)
+        engine = _attach_store(app, config)
+        warn_unconnected(config)
         app.state.admin_token = config.admin_token or _generated_admin_token()
         app.state.throttle = Throttle(config)
         for warning in insecure_settings(config):
@@ -62,13 +84,20 @@ def create_app(config: Settings, *, run_worker: bool = True) -> FastAPI:
     app = FastAPI(
         title="syncgate",
         summary="HubSpot ⇄ Salesforce contact sync that lets through only what it should",
+        description=DESCRIPTION,
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
-    install_error_handlers(app)
+    app.add_middleware(AccessLog)
+    # Outermost, so that nothing runs before a body is known to be within its limit (the
+    # guard logs what it answers itself: 413s and clients gone mid-body).
     app.add_middleware(
         RequestGuard, webhook_limit=config.max_body_bytes, api_limit=config.max_api_body_bytes
     )
+    install_error_handlers(app)
+    docs.install_docs(app)
     app.include_router(health.router)
     app.include_router(webhooks.hubspot_router)
     app.include_router(webhooks.salesforce_router)
@@ -79,6 +108,64 @@ def create_app(config: Settings, *, run_worker: bool = True) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(console.router)
     return app
+
+
+def create_probe_app(config: Settings) -> FastAPI:
+    """/livez, /readyz and /metrics of a `syncgate worker` process, nothing else."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = _attach_store(app, config)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="syncgate worker",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.add_middleware(AccessLog)
+    install_error_handlers(app)
+    app.include_router(health.router)
+    return app
+
+
+async def run_worker(config: Settings, metrics_host: str, metrics_port: int | None) -> None:
+    """`syncgate worker`: the worker loops, and the probe server when a port is given. Either
+    one ending ends the other, so an orchestrator never sees a live probe of a dead worker."""
+    warn_unconnected(config)
+    engine = create_db_engine(config.database_url)
+    try:
+        worker = Worker(config, create_session_factory(engine))
+        if metrics_port is None:
+            await worker.run_forever()
+            return
+        await _with_probe_server(worker, config, metrics_host, metrics_port)
+    finally:
+        await engine.dispose()
+
+
+async def _with_probe_server(worker: Worker, config: Settings, host: str, port: int) -> None:
+    import uvicorn
+
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_probe_app(config), host=host, port=port, log_config=None, access_log=False
+        )
+    )
+    work = asyncio.create_task(worker.run_forever(), name="syncgate-worker")
+    probes = asyncio.create_task(server.serve(), name="syncgate-worker-probes")
+    await asyncio.wait({work, probes}, return_when=asyncio.FIRST_COMPLETED)
+    if not probes.done():
+        server.should_exit = True  # the worker failed: stop answering probes, then exit
+        await probes
+    work.cancel()
+    with suppress(asyncio.CancelledError):
+        await work
 
 
 def _generated_admin_token() -> str:

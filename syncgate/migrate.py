@@ -10,6 +10,8 @@ from sqlalchemy.engine import Connection
 
 # Shipped inside the package, so an installed wheel migrates from any working directory.
 PACKAGE_DIR = Path(__file__).resolve().parent
+# The PostgreSQL advisory lock an upgrade holds (migrations/env.py).
+MIGRATION_LOCK_KEY = int.from_bytes(b"syncgate", "big")
 
 
 def alembic_config(database_url: str) -> Config:

@@ -7,7 +7,9 @@ from fastapi import APIRouter, Path, Query, status
 from pydantic import BaseModel
 from sqlalchemy import select, update
 
+from syncgate.api import examples
 from syncgate.api.deps import ADMIN_RESPONSES, AdminDep, SessionDep
+from syncgate.api.examples import answers
 from syncgate.api.paging import Limit
 from syncgate.delivery.models import Delivery, DeliveryStatus, Target
 from syncgate.errors import Conflict, NotFound, error_responses
@@ -29,7 +31,11 @@ class DecisionList(BaseModel):
     items: list[DecisionOut]
 
 
-@router.get("/decisions")
+@router.get(
+    "/decisions",
+    summary="List gate decisions",
+    responses=answers(200, {"items": [examples.DECISION]}),
+)
 async def list_decisions(
     session: SessionDep,
     contact_id: ContactId = None,
@@ -37,6 +43,7 @@ async def list_decisions(
     direction: Direction | None = None,
     limit: Limit = 100,
 ) -> DecisionList:
+    """Newest first: one decision per change, contact and direction, with its reason."""
     query = select(DecisionRecord).order_by(DecisionRecord.id.desc()).limit(limit)
     if contact_id is not None:
         query = query.where(DecisionRecord.contact_id == contact_id)
@@ -71,7 +78,11 @@ class RetryOut(BaseModel):
     retried: int
 
 
-@router.get("/deliveries")
+@router.get(
+    "/deliveries",
+    summary="List deliveries",
+    responses=answers(200, {"items": [examples.DELIVERY]}),
+)
 async def list_deliveries(
     session: SessionDep,
     status_: Annotated[DeliveryStatus | None, Query(alias="status")] = None,
@@ -79,6 +90,8 @@ async def list_deliveries(
     contact_id: ContactId = None,
     limit: Limit = 100,
 ) -> DeliveryList:
+    """Newest first. `last_error` says why a delivery waits or died (the platform's message,
+    or "Salesforce is not connected" while its credentials are missing)."""
     query = select(Delivery).order_by(Delivery.id.desc()).limit(limit)
     if status_ is not None:
         query = query.where(Delivery.status == status_)
@@ -100,8 +113,14 @@ def _revive(now: datetime) -> dict[str, Any]:
     }
 
 
-@router.post("/deliveries/retry-dead", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/deliveries/retry-dead",
+    summary="Retry every dead delivery",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=answers(202, examples.RETRIED),
+)
 async def retry_dead_deliveries(session: SessionDep) -> RetryOut:
+    """Every dead delivery becomes pending again with a fresh count of attempts."""
     result = await session.execute(
         update(Delivery)
         .where(Delivery.status == DeliveryStatus.DEAD)
@@ -113,10 +132,14 @@ async def retry_dead_deliveries(session: SessionDep) -> RetryOut:
 
 @router.post(
     "/deliveries/{delivery_id}/retry",
+    summary="Retry a dead delivery",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=error_responses(404, 409),
+    responses=error_responses(404, 409)
+    | answers(202, {**examples.DELIVERY, "status": "pending", "attempts": 0}),
 )
 async def retry_delivery(delivery_id: DeliveryId, session: SessionDep) -> DeliveryOut:
+    """A dead delivery becomes pending again (409 `delivery_not_dead` otherwise); its history
+    of earlier attempts is kept."""
     delivery = await session.get(Delivery, delivery_id, with_for_update=True)
     if delivery is None:
         raise NotFound(f"delivery {delivery_id} does not exist")

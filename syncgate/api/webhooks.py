@@ -20,7 +20,9 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import AnyHttpUrl, BaseModel
 
+from syncgate.api import examples
 from syncgate.api.deps import get_engine, get_settings
+from syncgate.api.examples import answers, body
 from syncgate.config import Settings
 from syncgate.delivery.worker import Worker
 from syncgate.errors import AppError, NotFound, error_body, is_store_outage
@@ -177,8 +179,11 @@ _HUBSPOT_DUPLICATE = WEBHOOK_EVENTS.labels("hubspot", "duplicate")
 
 @hubspot_router.post(
     "/webhooks/hubspot",
+    summary="HubSpot webhook",
     response_model=Acknowledgement,
+    openapi_extra=body(examples.HUBSPOT_EVENTS, schema=examples.HUBSPOT_EVENTS_SCHEMA),
     responses={
+        **answers(200, examples.ACKNOWLEDGED),
         400: {"description": "not an array of events"},
         401: {"description": "missing, wrong or stale signature"},
         404: {"description": "HubSpot intake disabled"},
@@ -188,6 +193,9 @@ _HUBSPOT_DUPLICATE = WEBHOOK_EVENTS.labels("hubspot", "duplicate")
     },
 )
 async def hubspot_webhook(request: Request) -> JSONResponse:
+    """HubSpot calls this with a JSON array of up to 1,000 contact events, signed with
+    `X-HubSpot-Signature-v3` (or v1/v2). The events are stored before the answer; repeats
+    (also redeliveries with a higher `attemptNumber`) count as duplicates."""
     events = await verified_hubspot_events(request, get_settings(request))
     async with get_engine(request).begin() as connection:
         accepted = await store_hubspot_events(connection, events)
@@ -289,9 +297,16 @@ async def verified_outbound_message(
 
 @salesforce_router.post(
     "/webhooks/salesforce",
+    summary="Salesforce Outbound Message",
     response_class=Response,
+    openapi_extra=body(
+        examples.OUTBOUND_MESSAGE, "text/xml", schema={"type": "string", "format": "xml"}
+    ),
     responses={
-        200: {"content": {"text/xml": {}}, "description": "SOAP acknowledgement"},
+        200: {
+            "content": {"text/xml": {"example": examples.ACK}},
+            "description": "SOAP acknowledgement",
+        },
         400: {"description": "SOAP Fault: not a well-formed Outbound Message"},
         401: {"description": "SOAP Fault: token missing or wrong"},
         403: {"description": "SOAP Fault: another org"},
@@ -305,6 +320,9 @@ async def salesforce_webhook(
     request: Request,
     token: Annotated[str | None, Query(description="SYNCGATE_SALESFORCE_WEBHOOK_TOKEN")] = None,
 ) -> Response:
+    """Salesforce calls this with an Outbound Message (SOAP 1.1) of up to 100 Lead or Contact
+    notifications from our org. It is stored before the SOAP `Ack`; a fault makes Salesforce
+    retry. Set the endpoint to `/webhooks/salesforce?token=<SYNCGATE_SALESFORCE_WEBHOOK_TOKEN>`."""
     message = await verified_outbound_message(request, get_settings(request), token)
     async with get_engine(request).begin() as connection:
         accepted = await store_salesforce_message(connection, message)

@@ -283,7 +283,9 @@ async def contact_lookup(
                 )
             ).all()
             for contact in contacts:
-                status = SyncStatusOut.model_validate(await sync_status(db, contact))
+                status = SyncStatusOut.model_validate(
+                    await sync_status(db, contact, request.app.state.settings)
+                )
                 found.append({"contact": contact, "status": status})
     elif email is not None:
         error = "Email: enter the address to look up."

@@ -9,7 +9,7 @@ from starlette.responses import JSONResponse, Response
 from syncgate.api import jobs as jobs_api
 from syncgate.console import auth
 from syncgate.console.web import ConsoleRoute, Db, redirect, render, validation_messages
-from syncgate.errors import AppError, NotFound
+from syncgate.errors import AppError, Conflict, NotFound
 from syncgate.jobs.models import JobKind, JobStatus
 from syncgate.sync import preferences, segments
 from syncgate.sync.models import Segment, SegmentType
@@ -144,10 +144,13 @@ async def choose_inclusion_segment(request: Request, posted: auth.PostedForm, db
 
 @router.post("/segments/{segment_id}/resync")
 async def resync(request: Request, segment_id: RowId, posted: auth.PostedForm, db: Db) -> Response:
-    created = await jobs_api.resync_segment(segment_id, db)
+    back = "/console" if posted.text("back") != "segment" else f"/console/segments/{segment_id}"
+    try:
+        created = await jobs_api.resync_segment(segment_id, db, request.app.state.settings)
+    except Conflict as error:
+        return redirect(request, back, error.message, kind="error")
     segment = await db.get(Segment, segment_id)
     name = segment.name if segment else str(segment_id)
-    back = "/console" if posted.text("back") != "segment" else f"/console/segments/{segment_id}"
     return redirect(
         request,
         f"{back}?job={created.job_id}#progress",

@@ -2,6 +2,7 @@
 and settling each one as done, retried or dead after the platform answered."""
 
 import logging
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from syncgate.delivery.models import Delivery, DeliveryStatus, Target
 from syncgate.delivery.retry import retry_delay
 from syncgate.metrics import DELIVERIES, FORWARD_LATENCY
 from syncgate.models import utc_now
+from syncgate.platforms.connections import not_connected
 from syncgate.sync.models import Contact
 
 log = logging.getLogger("syncgate.delivery")
@@ -27,6 +29,9 @@ LEASE = timedelta(seconds=180)  # longer than one round of calls can take
 # While the inbox has a backlog, a partial batch waits up to this long for more records, so a
 # burst goes out in full batches; without a backlog nothing waits.
 HOLD_PARTIAL_BATCH = timedelta(seconds=0.5)
+# Without credentials, new pending deliveries get their "not connected" reason this often: a
+# write every poll would take SQLite's write lock twice a second for nothing.
+NOT_CONNECTED_EVERY_S = 5.0
 
 
 @dataclass
@@ -63,6 +68,7 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
         self.config = config
         self.session_factory = session_factory
         self.client = client
+        self._not_connected_marked_at = -NOT_CONNECTED_EVERY_S
 
     @property
     def ready(self) -> bool:
@@ -100,7 +106,10 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
 
     async def run_once(self, *, backlog: bool = False) -> int:
         """Send one batch of due deliveries; returns how many were claimed."""
-        if not self.ready or (backlog and await self._worth_waiting()):
+        if not self.ready:
+            await self._mark_not_connected()
+            return 0
+        if backlog and await self._worth_waiting():
             return 0
         claimed = await self._claim()
         if not claimed:
@@ -115,6 +124,25 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
             results = {c.id: failure for c in claimed}
         await self._settle(claimed, results)
         return len(claimed)
+
+    async def _mark_not_connected(self) -> None:
+        """Pending deliveries say why they wait; they go once the credentials are set."""
+        now = time.monotonic()
+        if now - self._not_connected_marked_at < NOT_CONNECTED_EVERY_S:
+            return
+        self._not_connected_marked_at = now
+        message = not_connected(self.target.value)
+        async with transaction(self.session_factory) as session:
+            await session.execute(
+                update(Delivery)
+                .where(
+                    Delivery.target == self.target,
+                    Delivery.status == DeliveryStatus.PENDING,
+                    or_(Delivery.last_error.is_(None), Delivery.last_error != message),
+                )
+                .values(last_error=message)
+                .execution_options(synchronize_session=False)
+            )
 
     async def _worth_waiting(self) -> bool:
         """Whether a partial batch is young enough to wait for more records."""

@@ -5,7 +5,16 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from syncgate.config import Settings
 from syncgate.delivery.models import Delivery, DeliveryStatus
+from syncgate.platforms.connections import (
+    HUBSPOT,
+    PLATFORM_NAMES,
+    SALESFORCE,
+    how_to_connect,
+    is_connected,
+    not_connected,
+)
 from syncgate.sync.filters import parse_filter, why_not
 from syncgate.sync.models import Contact, DecisionRecord, Segment
 from syncgate.sync.preferences import load_settings
@@ -14,7 +23,7 @@ from syncgate.sync.segments import is_member
 RECENT_DECISIONS = 10
 
 
-async def sync_status(session: AsyncSession, contact: Contact) -> dict[str, Any]:
+async def sync_status(session: AsyncSession, contact: Contact, config: Settings) -> dict[str, Any]:
     settings = await load_settings(session)
     segment = (
         await session.get(Segment, settings.inclusion_segment_id)
@@ -52,6 +61,13 @@ async def sync_status(session: AsyncSession, contact: Contact) -> dict[str, Any]
         reason += (
             f" But a delivery to {latest.target} is dead: {latest.last_error}. Fix the cause, then"
             f" retry it (POST /api/deliveries/{latest.id}/retry)."
+        )
+    if would_sync:
+        reason += "".join(
+            f" But {not_connected(platform)}: changes for {PLATFORM_NAMES[platform]} wait as"
+            f" pending deliveries until its credentials are set ({how_to_connect(platform)})."
+            for platform in (SALESFORCE, HUBSPOT)
+            if not is_connected(config, platform)
         )
     return {
         "inclusion_segment_id": segment.id if segment else None,

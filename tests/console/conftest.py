@@ -19,7 +19,14 @@ from syncgate.sync.contacts import upsert_hubspot_contact
 
 @pytest.fixture
 def console_settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, admin_token=TOKEN, _env_file=None)
+    return Settings(
+        database_url=database_url,
+        admin_token=TOKEN,
+        # Connected, so a resync is accepted (no worker runs here: nothing is called).
+        salesforce_client_id="console-client-id",
+        salesforce_client_secret="console-client-secret",
+        _env_file=None,
+    )
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 import json
 import time
+from collections.abc import Callable
 
 import pytest
 from fakes.hubspot import FakeHubSpot
@@ -90,3 +91,47 @@ def test_logs_are_json_with_context_and_never_carry_secrets(
     dead = [e for e in entries if "is dead" in e["msg"]]
     assert dead and dead[0].get("delivery_id") and dead[0].get("contact_id")
     assert any(e.get("event_id") for e in entries)
+
+
+def test_one_access_line_per_request_without_the_query_and_quiet_probes(
+    make_service: Callable[..., Service],
+) -> None:
+    service = make_service().start()  # polls /readyz until it answers
+    for _ in range(3):
+        assert service.http.get("/livez").status_code == 200
+        assert service.http.get("/metrics").status_code == 200
+    token = "never-logged-query-token"
+    assert service.http.post(f"/webhooks/salesforce?token={token}", content=b"<x/>").status_code
+    assert service.api.get("/api/segments", params={"limit": 5}).status_code == 200
+    service.stop()
+
+    entries = [json.loads(line) for line in service.logs().splitlines() if line.strip()]
+    access = [e for e in entries if e["logger"] == "syncgate.access"]
+    assert [(e["method"], e["path"]) for e in access] == [
+        ("POST", "/webhooks/salesforce"),
+        ("GET", "/api/segments"),
+    ]
+    assert access[0]["status"] == 400 and access[0]["duration_ms"] >= 0
+    assert access[0]["msg"] == "POST /webhooks/salesforce 400"
+    assert not any(token in json.dumps(e) for e in entries)
+    # Libraries stay quiet: no plugin set-up at start, no dialect lines for each /readyz.
+    assert not [e for e in entries if e["logger"].startswith("alembic")]
+
+
+def test_log_level_setting(make_service: Callable[..., Service]) -> None:
+    # Salesforce unconnected: one warning at start-up, and nothing below it (the webhook token
+    # is set: without it, start-up warns about that too).
+    service = make_service(
+        SYNCGATE_LOG_LEVEL="warning",
+        SYNCGATE_SALESFORCE_CLIENT_ID="",
+        SYNCGATE_SALESFORCE_WEBHOOK_TOKEN="e2e-salesforce-webhook-token",
+    )
+    assert service.start().api.get("/api/segments").status_code == 200
+    service.stop()
+    levels = [json.loads(line)["level"] for line in service.logs().splitlines() if line.strip()]
+    assert levels == ["warning"]
+
+    service = make_service(SYNCGATE_LOG_LEVEL="debug").start()
+    service.stop()
+    probes = [line for line in service.logs().splitlines() if '"path": "/readyz"' in line]
+    assert probes and all(json.loads(line)["level"] == "debug" for line in probes)

@@ -76,6 +76,10 @@ class Service:
         wait_until(self._ready, timeout=30.0)
         return self
 
+    def add_worker(self, *args: str) -> subprocess.Popen[bytes]:
+        """One more `syncgate worker` process (e.g. `--metrics-port P`)."""
+        return self._spawn("worker", *args)
+
     def _ready(self) -> bool:
         try:
             return self.http.get("/readyz").status_code == 200

@@ -1,0 +1,1 @@
+"""`python -m app …`, the command CONTRACT §2 names, kept as an alias: the code is `syncgate`."""

@@ -1,0 +1,3 @@
+from syncgate.cli import main
+
+main()
