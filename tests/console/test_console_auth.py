@@ -177,27 +177,28 @@ async def test_tampered_expired_or_foreign_sessions_are_refused(anon: Console) -
     assert "Your session has ended" in page.text
 
 
+async def console_status_on(settings: Settings, cookie: str) -> int:
+    """GET /console with the session `cookie` on another app built from `settings` (a replica)."""
+    app = create_app(settings, run_worker=False)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        ) as http,
+    ):
+        http.cookies.set(auth.SESSION_COOKIE, cookie)
+        return (await http.get("/console")).status_code
+
+
 async def test_changing_the_admin_token_signs_everyone_out(
     console: Console, console_settings: Settings
 ) -> None:
     cookie = console.http.cookies.get(auth.SESSION_COOKIE, path="/console")
     assert cookie
-    other = create_app(
-        Settings(
-            database_url=console_settings.database_url,
-            admin_token="rotated-admin-token-of-32-characters-or-more",
-            _env_file=None,
-        ),
-        run_worker=False,
+    rotated = console_settings.model_copy(
+        update={"admin_token": "rotated-admin-token-of-32-characters-or-more"}
     )
-    async with (
-        other.router.lifespan_context(other),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=other), base_url="http://testserver"
-        ) as http,
-    ):
-        http.cookies.set(auth.SESSION_COOKIE, cookie)
-        assert (await http.get("/console")).status_code == 303
+    assert await console_status_on(rotated, cookie) == 303
 
 
 async def test_a_session_works_on_every_replica(
@@ -205,15 +206,7 @@ async def test_a_session_works_on_every_replica(
 ) -> None:
     cookie = console.http.cookies.get(auth.SESSION_COOKIE, path="/console")
     assert cookie
-    replica = create_app(console_settings, run_worker=False)
-    async with (
-        replica.router.lifespan_context(replica),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=replica), base_url="http://testserver"
-        ) as http,
-    ):
-        http.cookies.set(auth.SESSION_COOKIE, cookie)
-        assert (await http.get("/console")).status_code == 200
+    assert await console_status_on(console_settings, cookie) == 200
 
 
 async def test_posts_need_the_sessions_csrf_token(console: Console) -> None:
@@ -285,15 +278,7 @@ async def test_a_signed_out_cookie_is_refused_on_every_replica(
     assert response.status_code == 303
     assert response.headers["location"].startswith("/console/sign-in?")
     assert (await console.http.get("/console/sign-in")).status_code == 200  # no redirect loop
-    replica = create_app(console_settings, run_worker=False)
-    async with (
-        replica.router.lifespan_context(replica),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=replica), base_url="http://testserver"
-        ) as http,
-    ):
-        http.cookies.set(auth.SESSION_COOKIE, cookie)
-        assert (await http.get("/console")).status_code == 303
+    assert await console_status_on(console_settings, cookie) == 303
     # Signing in again gives a new session that works.
     console.http.cookies.clear()
     assert (await console.sign_in()).status_code == 303

@@ -63,6 +63,26 @@ async def _chunks(body: bytes, size: int = 500) -> AsyncIterator[bytes]:
 AUTH = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
 
 
+def post_scope(
+    path: str, *headers: tuple[bytes, bytes], client: str = "127.0.0.1", query: bytes = b""
+) -> dict[str, Any]:
+    """The ASGI scope of a POST, for calling the app as the server would."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query,
+        "root_path": "",
+        "headers": [(b"host", b"testserver"), *headers],
+        "client": (client, 5000),
+        "server": ("testserver", 80),
+    }
+
+
 async def test_an_api_body_at_the_limit_is_read(http: httpx.AsyncClient) -> None:
     response = await http.post("/api/segments/preview", content=_preview(API_LIMIT), headers=AUTH)
     assert response.status_code == 200, response.text
@@ -95,20 +115,7 @@ async def test_a_declared_length_over_the_limit_is_refused_without_reading(app: 
     async def send(message: Message) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/api/segments/preview",
-        "raw_path": b"/api/segments/preview",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"testserver"), (b"content-length", b"104857600")],
-        "client": ("127.0.0.1", 5000),
-        "server": ("testserver", 80),
-    }
+    scope = post_scope("/api/segments/preview", (b"content-length", b"104857600"))
     await app(scope, receive, send)
     assert received == []
     assert sent[0]["status"] == 413
@@ -161,20 +168,12 @@ async def test_a_client_gone_mid_body_is_counted_quietly(
     async def send(message: Message) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"token=guard-salesforce-token",
-        "root_path": "",
-        "headers": [(b"host", b"testserver"), (b"authorization", f"Bearer {TOKEN}".encode())],
-        "client": ("192.0.2.7", 5000),
-        "server": ("testserver", 80),
-    }
+    scope = post_scope(
+        path,
+        (b"authorization", f"Bearer {TOKEN}".encode()),
+        client="192.0.2.7",
+        query=b"token=guard-salesforce-token",
+    )
     before = _disconnects()
     with caplog.at_level(logging.DEBUG):
         await app(scope, receive, send)
