@@ -17,12 +17,17 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from syncgate.errors import error_body
-from syncgate.metrics import CLIENT_DISCONNECTS, REFUSED_REQUESTS, WEBHOOK_EVENTS
+from syncgate.metrics import (
+    CLIENT_DISCONNECTS,
+    REFUSED_REQUESTS,
+    REFUSED_STATUSES,
+    WEBHOOK_EVENTS,
+)
 from syncgate.platforms.salesforce.outbound_message import soap_fault
 
 log = logging.getLogger("syncgate.security")
 
-REFUSED_STATUSES = frozenset({401, 403, 413, 429})
+_REFUSED_STATUSES = frozenset(int(status) for status in REFUSED_STATUSES)
 _REASON = "refusal_reason"
 _DEFAULT_REASONS = {
     401: "not authenticated",
@@ -30,9 +35,9 @@ _DEFAULT_REASONS = {
     413: "body too large",
     429: "too many failed authentications",
 }
-WEBHOOK_PREFIX = "/webhooks/"
-SALESFORCE_WEBHOOK = "/webhooks/salesforce"
-CONSOLE_PREFIX = "/console"
+_WEBHOOKS = "/webhooks/"
+_SALESFORCE_WEBHOOK = "/webhooks/salesforce"
+_CONSOLE = "/console"
 _TOO_LARGE_PAGE = (
     '<!doctype html><html lang="en"><meta charset="utf-8"><title>Too large</title>'
     "<h1>Too large</h1><p>The form was larger than this console accepts ({limit} bytes). Go back"
@@ -42,7 +47,7 @@ _TOO_LARGE_PAGE = (
 
 def note_refusal(request: Request, reason: str) -> None:
     """The reason the log line of this request's refusal gives (never a credential)."""
-    request.state.refusal_reason = reason
+    setattr(request.state, _REASON, reason)
 
 
 def client_address(scope: Scope) -> str:
@@ -77,11 +82,11 @@ class RequestGuard:
         scope.setdefault("state", {})
 
         async def send_logging_refusals(message: Message) -> None:
-            if message["type"] == "http.response.start" and message["status"] in REFUSED_STATUSES:
+            if message["type"] == "http.response.start" and message["status"] in _REFUSED_STATUSES:
                 _log_refusal(scope, message["status"])
             await send(message)
 
-        limit = self.webhook_limit if scope["path"].startswith(WEBHOOK_PREFIX) else self.api_limit
+        limit = self.webhook_limit if scope["path"].startswith(_WEBHOOKS) else self.api_limit
         declared = _declared_length(scope)
         if declared is not None and declared > limit:
             await _answer_too_large(scope, send_logging_refusals, limit)
@@ -131,9 +136,9 @@ async def _answer_too_large(scope: Scope, send: Send, limit: int) -> None:
     path: str = scope["path"]
     reason = f"body larger than {limit} bytes"
     scope["state"][_REASON] = reason
-    if path == SALESFORCE_WEBHOOK:
+    if path == _SALESFORCE_WEBHOOK:
         body, content_type = soap_fault(reason), "text/xml; charset=utf-8"
-    elif path == CONSOLE_PREFIX or path.startswith(CONSOLE_PREFIX + "/"):
+    elif path == _CONSOLE or path.startswith(_CONSOLE + "/"):
         body, content_type = (
             _TOO_LARGE_PAGE.format(limit=limit).encode(),
             "text/html; charset=utf-8",
@@ -141,8 +146,8 @@ async def _answer_too_large(scope: Scope, send: Send, limit: int) -> None:
     else:
         body = json.dumps(error_body("payload_too_large", reason)).encode()
         content_type = "application/json"
-    if path.startswith(WEBHOOK_PREFIX):
-        source = path.removeprefix(WEBHOOK_PREFIX)
+    if path.startswith(_WEBHOOKS):
+        source = path.removeprefix(_WEBHOOKS)
         if source in ("hubspot", "salesforce"):
             WEBHOOK_EVENTS.labels(source, "rejected").inc()
     await send(

@@ -20,7 +20,8 @@ from syncgate.config import Settings
 from syncgate.errors import AppError
 from syncgate.security.guard import client_address, note_refusal
 
-# About 100 bytes each: the memory a flood of addresses can take is bounded by this.
+# A few hundred bytes each: with three kinds of credential, a flood of addresses can take a
+# few megabytes at most.
 MAX_TRACKED_ADDRESSES = 10_000
 
 
