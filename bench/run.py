@@ -49,7 +49,7 @@ from bench.instrumented import (  # noqa: E402
     fake_platform,
 )
 
-ADMIN_TOKEN = "bench-admin-token"
+ADMIN_TOKEN = "bench-admin-token-of-32-characters-or-more"
 HUBSPOT_SECRET = "bench-hubspot-client-secret"
 SALESFORCE_WEBHOOK_TOKEN = "bench-salesforce-webhook-token"
 APP_ID = 1  # our own app id: not the events' sourceId, so no event is taken for our own write

@@ -6,6 +6,10 @@ from typing import Annotated, Literal
 from pydantic import AnyHttpUrl, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Anything shorter can be guessed or is a placeholder ("changeme", "admin"); the generated one
+# has 43 characters.
+MIN_ADMIN_TOKEN_LENGTH = 32
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -39,6 +43,12 @@ class Settings(BaseSettings):
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    max_api_body_bytes: Annotated[int, Field(ge=1024)] = 524_288
+    # Failed authentications a minute, per client address and for all addresses together.
+    auth_failures_per_address: Annotated[int, Field(ge=1)] = 10
+    auth_failures_global: Annotated[int, Field(ge=1)] = 100
+    # Real CRM webhooks always carry v3; v1/v2 stay accepted by default as the contract says.
+    hubspot_require_v3: bool = False
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -76,12 +86,34 @@ class Settings(BaseSettings):
             return None
         return value
 
+    @field_validator("admin_token")
+    @classmethod
+    def _admin_token_length(cls, value: str | None) -> str | None:
+        if value is not None and len(value) < MIN_ADMIN_TOKEN_LENGTH:
+            raise ValueError(
+                f"must be at least {MIN_ADMIN_TOKEN_LENGTH} characters long"
+                " (e.g. the output of `openssl rand -base64 32`)"
+            )
+        return value
+
     @field_validator("salesforce_org_id")
     @classmethod
     def _org_id_shape(cls, value: str | None) -> str | None:
         if value is not None and (len(value) not in (15, 18) or not value.isalnum()):
             raise ValueError("must be a 15- or 18-character Salesforce org id")
         return value
+
+
+def insecure_settings(settings: Settings) -> list[str]:
+    """Settings a production deployment must not run with, as lines to log at start-up."""
+    warnings = []
+    if settings.salesforce_org_id is not None and settings.salesforce_webhook_token is None:
+        warnings.append(
+            "SYNCGATE_SALESFORCE_WEBHOOK_TOKEN is not set: anyone who knows the Salesforce org id"
+            " can post Outbound Messages that change HubSpot contacts. Set it, and call"
+            " /webhooks/salesforce?token=<value> from Salesforce; production requires it."
+        )
+    return warnings
 
 
 class SettingsError(Exception):

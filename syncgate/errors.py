@@ -1,9 +1,10 @@
 """Errors with a stable `code`, and the handlers that render them as JSON."""
 
+import json
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
@@ -17,6 +18,7 @@ class AppError(Exception):
 
     status_code = 400
     code = "bad_request"
+    headers: dict[str, str] | None = None
 
     def __init__(self, message: str, **detail: Any) -> None:
         super().__init__(message)
@@ -84,6 +86,9 @@ _ERROR_DESCRIPTIONS = {
     401: "no valid admin bearer token (`unauthorized`)",
     404: "no such resource (`not_found`)",
     409: "conflicts with the current state (see `code`)",
+    413: "body larger than SYNCGATE_MAX_API_BODY_BYTES (`payload_too_large`)",
+    429: "too many failed authentications from this address or overall"
+    " (`too_many_failed_authentications`); retry after `Retry-After` seconds",
     # Raised by the route itself (e.g. `invalid_filter`) or by FastAPI's request validation.
     422: "the request breaks the schema or a rule named by `code`",
 }
@@ -109,7 +114,7 @@ def is_store_outage(error: Exception) -> bool:
 
 async def _app_error(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, AppError)
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthorized) else None
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthorized) else error.headers
     return JSONResponse(
         error_body(error.code, error.message, **error.detail),
         status_code=error.status_code,
@@ -151,11 +156,34 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
     # FastAPI parses a JSON body before it runs any dependency, so a malformed body would
     # otherwise be answered (422) before the admin token is checked.
-    from syncgate.api.deps import UNAUTHORIZED_MESSAGE, has_admin_token
+    from syncgate.api.deps import authenticate_admin_request
 
-    if request.url.path.startswith("/api/") and not await has_admin_token(request):
-        return await _app_error(request, Unauthorized(UNAUTHORIZED_MESSAGE))
-    return await request_validation_exception_handler(request, error)
+    if request.url.path.startswith("/api/"):
+        try:
+            await authenticate_admin_request(request)
+        except AppError as refused:
+            return await _app_error(request, refused)
+    return JSONResponse({"detail": _validation_details(error)}, status_code=422)
+
+
+# FastAPI echoes each failing input; a large one is left out, so that a big body does not come
+# back (the caller knows what it sent, and `loc` says where the problem is).
+MAX_ECHOED_INPUT = 200
+
+
+def _bytes_as_text(value: bytes) -> str:
+    return value.decode("utf-8", "replace")
+
+
+def _validation_details(error: RequestValidationError) -> list[dict[str, Any]]:
+    details = []
+    for issue in error.errors():
+        # A body sent without a JSON content type is echoed as bytes, UTF-8 or not.
+        detail = jsonable_encoder(issue, custom_encoder={bytes: _bytes_as_text})
+        if "input" in detail and len(json.dumps(detail["input"])) > MAX_ECHOED_INPUT:
+            del detail["input"]
+        details.append(detail)
+    return details
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -38,6 +38,17 @@ FORWARD_LATENCY = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 1, 2, 5, 10, 30, 60, 300, 1800),
 )
 
+CLIENT_DISCONNECTS = Counter(
+    "syncgate_client_disconnects",
+    "Requests whose client went away before sending the whole body",
+)
+REFUSED_STATUSES = ("401", "403", "413", "429")
+REFUSED_REQUESTS = Counter(
+    "syncgate_requests_refused",
+    "Requests refused as unauthenticated, forbidden, too large or throttled, by status",
+    ["status"],
+)
+
 
 def _create_known_series() -> None:
     # A labelled counter has no sample until its first use; creating the known series up front
@@ -50,6 +61,8 @@ def _create_known_series() -> None:
     for direction in DIRECTIONS:
         for decision in DECISION_NAMES:
             DECISIONS.labels(direction=direction, decision=decision)
+    for status in REFUSED_STATUSES:
+        REFUSED_REQUESTS.labels(status=status)
 
 
 _create_known_series()

@@ -18,7 +18,7 @@ from syncgate.models_registry import Base
 
 pytest_plugins = ["support.platforms"]
 
-ADMIN_TOKEN = "test-admin-token"
+ADMIN_TOKEN = "test-admin-token-of-32-characters-or-more"
 
 
 @pytest.fixture(scope="session")

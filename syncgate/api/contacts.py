@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 
 from syncgate.api import examples
-from syncgate.api.deps import AdminDep, SessionDep, SettingsDep
+from syncgate.api.deps import ADMIN_RESPONSES, AdminDep, SessionDep, SettingsDep
 from syncgate.api.examples import answers
 from syncgate.api.paging import Cursor, Limit, encode_cursor
 from syncgate.errors import NotFound, error_responses
@@ -19,7 +19,7 @@ router = APIRouter(
     prefix="/api/contacts",
     tags=["contacts"],
     dependencies=[AdminDep],
-    responses=error_responses(401),
+    responses=ADMIN_RESPONSES,
 )
 
 

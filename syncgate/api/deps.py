@@ -9,7 +9,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from syncgate.config import Settings
-from syncgate.errors import Unauthorized
+from syncgate.errors import Unauthorized, error_responses
+from syncgate.security.throttle import Credential, record_failure, refuse_if_throttled
 
 
 def get_settings(request: Request) -> Settings:
@@ -30,25 +31,32 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 UNAUTHORIZED_MESSAGE = "a valid admin bearer token is required"
+# What every admin route may answer besides its own errors.
+ADMIN_RESPONSES = error_responses(401, 413, 429)
 _bearer = HTTPBearer(auto_error=False, description="The admin token (SYNCGATE_ADMIN_TOKEN)")
 
 
-def is_admin(request: Request, credentials: HTTPAuthorizationCredentials | None) -> bool:
+def authenticate_admin(request: Request, credentials: HTTPAuthorizationCredentials | None) -> None:
+    """Refuse a request without the admin token (401), or from a client that failed too often
+    (429, without looking at its token)."""
+    refuse_if_throttled(request, Credential.ADMIN)
     expected: str = request.app.state.admin_token
     given = credentials.credentials if credentials else ""
-    return hmac.compare_digest(given.encode(), expected.encode())
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        record_failure(request, Credential.ADMIN, "missing or wrong admin token")
+        raise Unauthorized(UNAUTHORIZED_MESSAGE)
 
 
 def require_admin(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
-    if not is_admin(request, credentials):
-        raise Unauthorized(UNAUTHORIZED_MESSAGE)
+    authenticate_admin(request, credentials)
 
 
-async def has_admin_token(request: Request) -> bool:
-    return is_admin(request, await _bearer(request))
+async def authenticate_admin_request(request: Request) -> None:
+    """`require_admin` for code that runs outside the dependency chain."""
+    authenticate_admin(request, await _bearer(request))
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -8,7 +8,7 @@ from pydantic import BaseModel
 from sqlalchemy import select, update
 
 from syncgate.api import examples
-from syncgate.api.deps import AdminDep, SessionDep
+from syncgate.api.deps import ADMIN_RESPONSES, AdminDep, SessionDep
 from syncgate.api.examples import answers
 from syncgate.api.paging import Limit
 from syncgate.delivery.models import Delivery, DeliveryStatus, Target
@@ -23,7 +23,7 @@ ContactId = Annotated[int | None, Query(ge=ROW_ID_MIN, le=ROW_ID_MAX)]
 DeliveryId = Annotated[int, Path(ge=-(2**63), le=2**63 - 1)]  # deliveries.id is a BIGINT
 
 router = APIRouter(
-    prefix="/api", tags=["operations"], dependencies=[AdminDep], responses=error_responses(401)
+    prefix="/api", tags=["operations"], dependencies=[AdminDep], responses=ADMIN_RESPONSES
 )
 
 

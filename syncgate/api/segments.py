@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Response, status
 
 from syncgate.api import examples
-from syncgate.api.deps import AdminDep, SessionDep
+from syncgate.api.deps import ADMIN_RESPONSES, AdminDep, SessionDep
 from syncgate.api.examples import answers
 from syncgate.api.examples import body as request
 from syncgate.api.paging import Cursor, Limit, encode_cursor
@@ -27,7 +27,7 @@ router = APIRouter(
     prefix="/api/segments",
     tags=["segments"],
     dependencies=[AdminDep],
-    responses=error_responses(401),
+    responses=ADMIN_RESPONSES,
 )
 
 

@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Response, status
 
 from syncgate.api import examples
-from syncgate.api.deps import AdminDep, SessionDep
+from syncgate.api.deps import ADMIN_RESPONSES, AdminDep, SessionDep
 from syncgate.api.examples import answers
 from syncgate.api.examples import body as body_example
 from syncgate.errors import error_responses
@@ -20,7 +20,7 @@ from syncgate.sync.schemas import (
 )
 
 router = APIRouter(
-    prefix="/api", tags=["settings"], dependencies=[AdminDep], responses=error_responses(401)
+    prefix="/api", tags=["settings"], dependencies=[AdminDep], responses=ADMIN_RESPONSES
 )
 
 

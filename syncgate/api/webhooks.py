@@ -11,8 +11,9 @@ import hmac
 import logging
 from collections.abc import Callable, Coroutine
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
+from anyio import CapacityLimiter, to_thread
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -34,10 +35,12 @@ from syncgate.platforms.salesforce.outbound_message import (
     ACK_RESPONSE,
     MalformedMessage,
     OutboundMessage,
+    organization_id_hint,
     organization_matches,
     parse_outbound_message,
     soap_fault,
 )
+from syncgate.security.throttle import Credential, record_failure, refuse_if_throttled
 
 SOAP_CONTENT_TYPE = "text/xml; charset=utf-8"
 
@@ -64,24 +67,6 @@ class InvalidSignature(AppError):
 class Forbidden(AppError):
     status_code = 403
     code = "forbidden"
-
-
-class PayloadTooLarge(AppError):
-    status_code = 413
-    code = "payload_too_large"
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The raw body, refused with 413 as soon as it is known to exceed `limit` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"body larger than {limit} bytes")
-    chunks = bytearray()
-    async for chunk in request.stream():
-        chunks += chunk
-        if len(chunks) > limit:
-            raise PayloadTooLarge(f"body larger than {limit} bytes")
-    return bytes(chunks)
 
 
 def _signed_uri(request: Request, public_url: str | None) -> str:
@@ -124,7 +109,8 @@ async def verified_hubspot_events(
     secret = _configured(settings.hubspot_client_secret)
     if secret is None:
         raise NotFound("HubSpot intake is disabled (no SYNCGATE_HUBSPOT_CLIENT_SECRET)")
-    body = await read_body(request, settings.max_body_bytes)
+    refuse_if_throttled(request, Credential.HUBSPOT)
+    body = await request.body()  # within SYNCGATE_MAX_BODY_BYTES (security.guard)
     public_url = _public_origin(settings)
     try:
         verify_request(
@@ -133,9 +119,12 @@ async def verified_hubspot_events(
             uri=_signed_uri(request, public_url),
             body=body,
             headers=request.headers,
+            require_v3=settings.hubspot_require_v3,
         )
     except SignatureError as error:
-        raise InvalidSignature(f"HubSpot signature rejected: {error}") from None
+        reason = f"HubSpot signature rejected: {error}"
+        record_failure(request, Credential.HUBSPOT, reason)
+        raise InvalidSignature(reason) from None
     try:
         return parse_body(body)
     except InvalidBody as error:
@@ -199,6 +188,7 @@ _HUBSPOT_DUPLICATE = WEBHOOK_EVENTS.labels("hubspot", "duplicate")
         401: {"description": "missing, wrong or stale signature"},
         404: {"description": "HubSpot intake disabled"},
         413: {"description": "body too large"},
+        429: {"description": "too many failed signatures from this address or overall"},
         503: {"description": "store unavailable; HubSpot retries"},
     },
 )
@@ -228,7 +218,7 @@ class SoapRoute(APIRoute):
             try:
                 return await handler(request)
             except AppError as error:
-                status, message = error.status_code, error.message
+                status, message, headers = error.status_code, error.message, error.headers
             except RequestValidationError:
                 status, message = 400, "invalid request parameters"
             except Exception as error:
@@ -257,6 +247,19 @@ _SALESFORCE_ACCEPTED = WEBHOOK_EVENTS.labels("salesforce", "accepted")
 _SALESFORCE_DUPLICATE = WEBHOOK_EVENTS.labels("salesforce", "duplicate")
 
 
+def _refuse_other_org(request: Request) -> NoReturn:
+    # Without a webhook token the org id is all a sender has to know: a failure like a wrong token.
+    reason = "OrganizationId is not this service's Salesforce org"
+    record_failure(request, Credential.SALESFORCE, reason)
+    raise Forbidden(reason)
+
+
+# A large message takes tens of milliseconds to parse: it is parsed in a worker thread, so the
+# event loop keeps answering, and one at a time, so the loop shares the GIL with one parse only
+# and a flood of messages waits instead of taking a thread each.
+_PARSERS = CapacityLimiter(1)
+
+
 async def verified_outbound_message(
     request: Request, settings: Settings, token: str | None
 ) -> OutboundMessage:
@@ -264,18 +267,24 @@ async def verified_outbound_message(
     org_id = _configured(settings.salesforce_org_id)
     if org_id is None:
         raise NotFound("Salesforce intake is disabled (no SYNCGATE_SALESFORCE_ORG_ID)")
+    refuse_if_throttled(request, Credential.SALESFORCE)
     expected_token = _configured(settings.salesforce_webhook_token)
     if expected_token is not None and not hmac.compare_digest(
         (token or "").encode(), expected_token.encode()
     ):
-        raise InvalidSignature("the token query parameter is missing or wrong")
-    body = await read_body(request, settings.max_body_bytes)
+        reason = "the token query parameter is missing or wrong"
+        record_failure(request, Credential.SALESFORCE, reason)
+        raise InvalidSignature(reason)
+    body = await request.body()
+    claimed = organization_id_hint(body)
+    if claimed is not None and not organization_matches(claimed, org_id):
+        _refuse_other_org(request)
     try:
-        message = parse_outbound_message(body)
+        message = await to_thread.run_sync(parse_outbound_message, body, limiter=_PARSERS)
     except MalformedMessage as error:
         raise BadRequest(f"not a Salesforce Outbound Message: {error}") from None
     if not organization_matches(message.organization_id, org_id):
-        raise Forbidden("OrganizationId is not this service's Salesforce org")
+        _refuse_other_org(request)
     for position, notification in enumerate(message.notifications, start=1):
         if len(notification.object_type) > KIND_MAX_LENGTH:
             # No Salesforce object name is this long (API names have at most 43 characters).
@@ -303,6 +312,7 @@ async def verified_outbound_message(
         403: {"description": "SOAP Fault: another org"},
         404: {"description": "Salesforce intake disabled"},
         413: {"description": "body too large"},
+        429: {"description": "SOAP Fault: too many wrong tokens or org ids"},
         503: {"description": "store unavailable; Salesforce retries"},
     },
 )

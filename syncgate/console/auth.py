@@ -1,23 +1,35 @@
-"""Console sign-in: stateless signed cookies keyed from the admin token, CSRF and origin checks.
+"""Console sign-in: signed cookies keyed from the admin token, sign-outs stored, CSRF checks.
 
 Every replica derives the same keys from the admin token, so a session cookie issued by one is
 valid on all of them, and changing the token signs everyone out. The cookie holds only an expiry
-and a random nonce, signed with HMAC-SHA256. The CSRF token of a session is an HMAC of its cookie
-value, so it needs no storage either and changes with every sign-in.
+and a random nonce, signed with HMAC-SHA256. Signing out records the cookie's digest in the
+shared database until the cookie expires, so a copy of it is refused by every replica. The CSRF
+token of a session is an HMAC of its cookie value, so it needs no storage and changes with every
+sign-in.
 """
 
 import base64
 import hashlib
 import hmac
+import posixpath
+import re
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from fastapi import Depends, Request
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 from starlette.responses import Response
+
+from syncgate.api.deps import SessionDep
+from syncgate.console.models import ConsoleSignOut
+from syncgate.db import insert_ignoring_conflicts
+from syncgate.models import utc_now
 
 SESSION_COOKIE = "syncgate_console"
 LOGIN_COOKIE = "syncgate_console_login"
@@ -29,6 +41,7 @@ FLASH_SECONDS = 60
 CSRF_FIELD = "csrf"
 SIGN_IN_PATH = "/console/sign-in"
 HOME_PATH = "/console"
+_ENCODED_DOT = re.compile("%2e", re.IGNORECASE)
 # Form limits: the mapping table is the largest form (five fields per row).
 MAX_FORM_FIELDS = 5000
 
@@ -152,8 +165,48 @@ def clear_cookie(response: Response, request: Request, name: str) -> None:
     )
 
 
-def current_session(request: Request) -> Ticket | None:
-    return verify(admin_token(request), "session", request.cookies.get(SESSION_COOKIE))
+def _digest(ticket: Ticket) -> str:
+    return hashlib.sha256(ticket.value.encode()).hexdigest()
+
+
+async def sign_out(db: AsyncSession, ticket: Ticket) -> None:
+    """End a session on every replica; sign-outs whose cookies expired anyway are dropped."""
+    await db.execute(delete(ConsoleSignOut).where(ConsoleSignOut.expires_at < utc_now()))
+    row = {
+        "session_digest": _digest(ticket),
+        "expires_at": datetime.fromtimestamp(ticket.expires, UTC),
+    }
+    await db.execute(insert_ignoring_conflicts(db, ConsoleSignOut.__table__, [row]))
+
+
+async def current_session(request: Request, db: AsyncSession | None = None) -> Ticket | None:
+    """The request's signed-in session: a valid cookie that was not signed out.
+
+    Looked up once per request, in `db` or else in a short transaction of its own.
+    """
+    if hasattr(request.state, "console_session"):
+        known: Ticket | None = request.state.console_session
+        return known
+    ticket = verify(admin_token(request), "session", request.cookies.get(SESSION_COOKIE))
+    if ticket is not None:
+        if db is None:
+            async with request.app.state.session_factory() as own, own.begin():
+                signed_out = await _is_signed_out(own, ticket)
+        else:
+            signed_out = await _is_signed_out(db, ticket)
+        if signed_out:
+            ticket = None
+    request.state.console_session = ticket
+    return ticket
+
+
+async def _is_signed_out(db: AsyncSession, ticket: Ticket) -> bool:
+    found = await db.scalar(
+        select(ConsoleSignOut.session_digest).where(
+            ConsoleSignOut.session_digest == _digest(ticket)
+        )
+    )
+    return found is not None
 
 
 def _requested_path(request: Request) -> str:
@@ -161,8 +214,8 @@ def _requested_path(request: Request) -> str:
     return f"{path}?{request.url.query}" if request.url.query else path
 
 
-def require_session(request: Request) -> Ticket:
-    session = current_session(request)
+async def require_session(request: Request, db: SessionDep) -> Ticket:
+    session = await current_session(request, db)
     if session is None:
         expired = SESSION_COOKIE in request.cookies
         target = _requested_path(request) if request.method == "GET" else HOME_PATH
@@ -175,16 +228,14 @@ def safe_next(value: str | None) -> str:
     if not value:
         return HOME_PATH
     parts = urlsplit(value)
-    if (
-        parts.scheme
-        or parts.netloc
-        or "\\" in value
-        or not (parts.path == HOME_PATH or parts.path.startswith(HOME_PATH + "/"))
-        or parts.path.startswith(SIGN_IN_PATH)
-        or any(ord(char) < 0x20 for char in value)
-    ):
+    if parts.scheme or parts.netloc or "\\" in value or any(ord(char) < 0x20 for char in value):
         return HOME_PATH
-    return value
+    # The browser resolves dot segments, percent-encoded ones too, before it asks for the path:
+    # check the path it will ask for (`/console/../x` is `/x`).
+    path = posixpath.normpath(_ENCODED_DOT.sub(".", parts.path))
+    if not (path == HOME_PATH or path.startswith(HOME_PATH + "/")) or path.startswith(SIGN_IN_PATH):
+        return HOME_PATH
+    return urlunsplit(("", "", path, parts.query, parts.fragment))
 
 
 def same_origin(request: Request) -> bool:
@@ -233,8 +284,8 @@ class Posted:
         return [value for value in self.form.getlist(name) if isinstance(value, str)]
 
 
-async def posted_form(request: Request) -> Posted:
-    session = require_session(request)
+async def posted_form(request: Request, db: SessionDep) -> Posted:
+    session = await require_session(request, db)
     return Posted(session, await checked_form(request, session.csrf))
 
 

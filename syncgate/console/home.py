@@ -162,7 +162,7 @@ async def resync(request: Request, segment_id: RowId, posted: auth.PostedForm, d
 @router.get("/jobs/{job_id}")
 async def job_status(request: Request, job_id: RowId, db: Db) -> Response:
     """Progress of a job for the progress bar's script (signed-in operators only)."""
-    if auth.current_session(request) is None:
+    if await auth.current_session(request, db) is None:
         return JSONResponse(
             {"code": "unauthorized", "message": "sign in to the console first"}, status_code=401
         )

@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from starlette.responses import FileResponse, Response
 
+from syncgate.api.deps import SessionDep
 from syncgate.console import auth
 from syncgate.console.web import (
     STATIC_DIR,
@@ -16,6 +17,7 @@ from syncgate.console.web import (
     render,
     static_version,
 )
+from syncgate.security.throttle import Credential, record_failure, refuse_if_throttled
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
 
@@ -51,7 +53,7 @@ async def sign_in_form(
     expired: Annotated[str | None, Query()] = None,
 ) -> Response:
     target = auth.safe_next(next)
-    if auth.current_session(request) is not None:
+    if await auth.current_session(request) is not None:
         return redirect(request, target)
     flash = Flash("Your session has ended. Please sign in again.", "info") if expired else None
     return _sign_in_page(request, target, flash)
@@ -59,6 +61,7 @@ async def sign_in_form(
 
 @router.post("/sign-in")
 async def sign_in(request: Request) -> Response:
+    refuse_if_throttled(request, Credential.ADMIN)
     token = auth.admin_token(request)
     login = auth.verify(token, "login", request.cookies.get(auth.LOGIN_COOKIE))
     if login is None:
@@ -73,6 +76,7 @@ async def sign_in(request: Request) -> Response:
     target = auth.safe_next(next_value if isinstance(next_value, str) else None)
     given = form.get("token")
     if not isinstance(given, str) or not auth.tokens_equal(given.strip(), token):
+        record_failure(request, Credential.ADMIN, "wrong admin token at console sign-in")
         return _sign_in_page(request, target, Flash(REFUSED_MESSAGE, "error"), status=401)
     session = auth.issue(token, "session", auth.SESSION_SECONDS)
     response = redirect(request, target, "Signed in.")
@@ -82,7 +86,8 @@ async def sign_in(request: Request) -> Response:
 
 
 @router.post("/sign-out")
-async def sign_out(request: Request, posted: auth.PostedForm) -> Response:
+async def sign_out(request: Request, posted: auth.PostedForm, db: SessionDep) -> Response:
+    await auth.sign_out(db, posted.session)
     response = redirect(request, auth.SIGN_IN_PATH, "Signed out.", "info")
     auth.clear_cookie(response, request, auth.SESSION_COOKIE)
     return response
@@ -107,5 +112,5 @@ async def not_found(request: Request, rest: str) -> Response:
     if not rest:
         return redirect(request, auth.HOME_PATH)
     return error_page(
-        request, 404, "Not found", "There is no such page.", auth.current_session(request)
+        request, 404, "Not found", "There is no such page.", await auth.current_session(request)
     )

@@ -243,7 +243,7 @@ class ConsoleRoute(APIRoute):
                     "Form refused",
                     "This form was not sent from this console page, or the page is older than "
                     "your current sign-in. Go back, reload the page and try again.",
-                    auth.current_session(request),
+                    await auth.current_session(request),
                 )
             except RequestValidationError:
                 await _rollback(request)
@@ -252,7 +252,7 @@ class ConsoleRoute(APIRoute):
                     404,
                     "Not found",
                     "There is no such page.",
-                    auth.current_session(request),
+                    await auth.current_session(request),
                 )
             except AppError as error:
                 await _rollback(request)
@@ -261,8 +261,9 @@ class ConsoleRoute(APIRoute):
                     error.status_code,
                     error.code.replace("_", " ").capitalize(),
                     error.message,
-                    auth.current_session(request),
+                    await auth.current_session(request),
                 )
+                response.headers.update(error.headers or {})
             for name, value in SECURITY_HEADERS.items():
                 response.headers.setdefault(name, value)
             response.headers.setdefault("Cache-Control", "no-store")

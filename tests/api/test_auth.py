@@ -10,7 +10,7 @@ import pytest
 from syncgate.config import Settings
 from syncgate.main import create_app
 
-TOKEN = "auth-test-token"
+TOKEN = "auth-test-token-of-32-characters-or-more"
 # Building the app touches no database. The OpenAPI document is the public, version-proof
 # list of its routes; a route hidden from it would be missed here.
 _APP = create_app(
@@ -128,3 +128,22 @@ async def test_validation_errors_still_reach_an_authenticated_caller(
 async def test_operations_routes_need_no_token(client: httpx.AsyncClient, path: str) -> None:
     response = await _send(client, "GET", path, None)
     assert response.status_code == 200, response.text
+
+
+async def test_a_validation_error_does_not_echo_a_large_input(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/segments", json={"name": "x" * 100_000})
+    assert response.status_code == 422
+    assert len(response.content) < 1000
+    too_long, missing = response.json()["detail"]
+    assert too_long["loc"] == ["body", "name"] and missing["loc"] == ["body", "type"]
+    assert "input" not in too_long and "input" not in missing
+    small = await client.post("/api/segments", json={"name": "n", "type": "bogus"})
+    assert [issue.get("input") for issue in small.json()["detail"]] == ["bogus"]
+
+
+async def test_a_body_that_is_not_utf8_without_a_content_type_gets_422(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post("/api/segments/preview", content=b'{"filter": "\xff"}')
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["input"] == '{"filter": "\ufffd"}'

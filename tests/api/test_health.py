@@ -13,7 +13,7 @@ from syncgate.main import create_app
 from syncgate.metrics import DECISION_NAMES, DIRECTIONS, PLATFORMS
 from syncgate.migrate import head_revision
 
-TOKEN = "health-test-token"
+TOKEN = "health-test-token-of-32-characters-or-more"
 
 
 @asynccontextmanager

@@ -419,6 +419,19 @@ async def test_v1_matches_hubspots_published_vector() -> None:
     )
 
 
+async def test_only_v3_is_accepted_when_required(hubspot_settings: Settings) -> None:
+    body = compact([creation()])
+    config = hubspot_settings.model_copy(update={"hubspot_require_v3": True})
+    async with serving(config) as http:
+        for legacy in (v1_headers(body), v2_headers(body)):
+            response = await post(http, body, headers=legacy)
+            assert response.status_code == 401
+            assert response.json()["message"] == (
+                "HubSpot signature rejected: missing v3 signature (only v3 is accepted)"
+            )
+        assert_ack(await post(http, body), 1, 0)  # what HubSpot sends: v3 and v1
+
+
 async def test_v2_alone_is_accepted(hubspot: httpx.AsyncClient) -> None:
     body = compact([creation()])
     assert_ack(await post(hubspot, body, headers=v2_headers(body)), 1, 0)

@@ -458,6 +458,28 @@ async def test_another_org_gets_a_403_fault(
     assert await stored(session_factory) == []
 
 
+async def test_another_org_is_refused_before_its_message_is_parsed(
+    salesforce: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def parse(_: bytes) -> None:
+        raise AssertionError("a message from another org was parsed")
+
+    monkeypatch.setattr(webhooks, "parse_outbound_message", parse)
+    other_org = REAL_MESSAGE.replace(b"012345678901234", b"00D000000000001")
+    assert_fault(await post(salesforce, other_org), 403)
+    # Not even well-formed: the org id alone decides.
+    assert_fault(await post(salesforce, other_org[: len(other_org) // 2]), 403)
+
+
+async def test_a_misleading_first_org_id_is_still_checked_after_the_parse(
+    salesforce: httpx.AsyncClient,
+) -> None:
+    body = REAL_MESSAGE.replace(
+        b"<soapenv:Body>", b"<soapenv:Body><!--<OrganizationId>012345678901234</OrganizationId>-->"
+    ).replace(b"<OrganizationId>012345678901234<", b"<OrganizationId>00D000000000001<")
+    assert_fault(await post(salesforce, body), 403)
+
+
 async def test_the_org_id_comparison_is_case_sensitive(settings: Settings) -> None:
     config = settings.model_copy(update={"salesforce_org_id": "00D5e000000KQ2e"})
     async with serving(config) as http:

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from console.helpers import Console
+from console.helpers import TOKEN, Console
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from support.service import Service
 
@@ -21,7 +21,7 @@ from syncgate.sync.contacts import upsert_hubspot_contact
 def console_settings(database_url: str) -> Settings:
     return Settings(
         database_url=database_url,
-        admin_token="console-test-token",
+        admin_token=TOKEN,
         # Connected, so a resync is accepted (no worker runs here: nothing is called).
         salesforce_client_id="console-client-id",
         salesforce_client_secret="console-client-secret",
@@ -39,7 +39,7 @@ async def anon(console_settings: Settings) -> AsyncIterator[Console]:
             transport=httpx.ASGITransport(app=app), base_url="http://testserver"
         ) as http,
     ):
-        yield Console(http, "console-test-token")
+        yield Console(http, TOKEN)
 
 
 @pytest.fixture

@@ -6,6 +6,8 @@ from typing import Any
 import httpx
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+# The admin token of the in-process console app (console/conftest.py).
+TOKEN = "console-test-token-of-32-characters-or-more"
 
 
 def csrf_of(html: str) -> str:

@@ -6,13 +6,14 @@ from http.cookies import SimpleCookie
 
 import httpx
 import pytest
-from console.helpers import Console, csrf_of
+from console.helpers import TOKEN, Console, csrf_of
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from syncgate.config import Settings
 from syncgate.console import auth
+from syncgate.console.models import ConsoleSignOut
 from syncgate.main import create_app
-
-TOKEN = "console-test-token"
 
 
 def cookie_attributes(response: httpx.Response, name: str) -> dict[str, str]:
@@ -125,11 +126,31 @@ async def test_sign_in_form_without_its_cookie_is_shown_again(anon: Console) -> 
         "/console-evil",
         "/console/sign-in",
         "javascript:alert(1)",
+        "/console/../../x",
+        "/console/..",
+        "/console/%2e%2e/api/segments",
+        "/console/.%2E/x",
+        "/console/./sign-in",
     ],
 )
 async def test_sign_in_never_redirects_off_the_console(anon: Console, next_path: str) -> None:
     response = await anon.sign_in(next_path=next_path)
     assert response.headers["location"] == "/console"
+
+
+@pytest.mark.parametrize(
+    ("next_path", "target"),
+    [
+        ("/console/./segments?x=1", "/console/segments?x=1"),
+        ("/console/settings/../health", "/console/health"),
+        ("/console/segments/", "/console/segments"),
+    ],
+)
+async def test_the_next_path_is_normalised(anon: Console, next_path: str, target: str) -> None:
+    page = await anon.get("/console/sign-in", params={"next": next_path})
+    assert f'value="{target}"' in page.text
+    response = await anon.sign_in(next_path=next_path)
+    assert response.headers["location"] == target
 
 
 async def test_tampered_expired_or_foreign_sessions_are_refused(anon: Console) -> None:
@@ -156,23 +177,28 @@ async def test_tampered_expired_or_foreign_sessions_are_refused(anon: Console) -
     assert "Your session has ended" in page.text
 
 
+async def console_status_on(settings: Settings, cookie: str) -> int:
+    """GET /console with the session `cookie` on another app built from `settings` (a replica)."""
+    app = create_app(settings, run_worker=False)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        ) as http,
+    ):
+        http.cookies.set(auth.SESSION_COOKIE, cookie)
+        return (await http.get("/console")).status_code
+
+
 async def test_changing_the_admin_token_signs_everyone_out(
     console: Console, console_settings: Settings
 ) -> None:
     cookie = console.http.cookies.get(auth.SESSION_COOKIE, path="/console")
     assert cookie
-    other = create_app(
-        Settings(database_url=console_settings.database_url, admin_token="rotated", _env_file=None),
-        run_worker=False,
+    rotated = console_settings.model_copy(
+        update={"admin_token": "rotated-admin-token-of-32-characters-or-more"}
     )
-    async with (
-        other.router.lifespan_context(other),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=other), base_url="http://testserver"
-        ) as http,
-    ):
-        http.cookies.set(auth.SESSION_COOKIE, cookie)
-        assert (await http.get("/console")).status_code == 303
+    assert await console_status_on(rotated, cookie) == 303
 
 
 async def test_a_session_works_on_every_replica(
@@ -180,15 +206,7 @@ async def test_a_session_works_on_every_replica(
 ) -> None:
     cookie = console.http.cookies.get(auth.SESSION_COOKIE, path="/console")
     assert cookie
-    replica = create_app(console_settings, run_worker=False)
-    async with (
-        replica.router.lifespan_context(replica),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=replica), base_url="http://testserver"
-        ) as http,
-    ):
-        http.cookies.set(auth.SESSION_COOKIE, cookie)
-        assert (await http.get("/console")).status_code == 200
+    assert await console_status_on(console_settings, cookie) == 200
 
 
 async def test_posts_need_the_sessions_csrf_token(console: Console) -> None:
@@ -247,6 +265,36 @@ async def test_sign_out_clears_the_session(console: Console) -> None:
     assert (await console.get("/console")).status_code == 303
     page = await console.get("/console/sign-in")
     assert "Signed out." in page.text
+
+
+async def test_a_signed_out_cookie_is_refused_on_every_replica(
+    console: Console, console_settings: Settings
+) -> None:
+    cookie = console.http.cookies.get(auth.SESSION_COOKIE, path="/console")
+    assert cookie
+    assert (await console.post("/console/sign-out")).status_code == 303
+    console.http.cookies.set(auth.SESSION_COOKIE, cookie)  # replayed by whoever copied it
+    response = await console.http.get("/console")
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/console/sign-in?")
+    assert (await console.http.get("/console/sign-in")).status_code == 200  # no redirect loop
+    assert await console_status_on(console_settings, cookie) == 303
+    # Signing in again gives a new session that works.
+    console.http.cookies.clear()
+    assert (await console.sign_in()).status_code == 303
+    assert (await console.get("/console")).status_code == 200
+
+
+async def test_sign_outs_are_kept_only_until_their_cookies_expire(
+    console: Console, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    expired = auth.issue(TOKEN, "session", 60, now=time.time() - 3600)
+    async with session_factory() as db, db.begin():
+        await auth.sign_out(db, expired)
+    assert (await console.post("/console/sign-out")).status_code == 303
+    async with session_factory() as db:
+        kept = (await db.scalars(select(ConsoleSignOut.expires_at))).all()
+    assert len(kept) == 1 and kept[0].timestamp() > time.time()
 
 
 async def test_sign_out_needs_csrf(console: Console) -> None:

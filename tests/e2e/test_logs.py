@@ -119,8 +119,13 @@ def test_one_access_line_per_request_without_the_query_and_quiet_probes(
 
 
 def test_log_level_setting(make_service: Callable[..., Service]) -> None:
-    # Salesforce unconnected: one warning at start-up, and nothing below it.
-    service = make_service(SYNCGATE_LOG_LEVEL="warning", SYNCGATE_SALESFORCE_CLIENT_ID="")
+    # Salesforce unconnected: one warning at start-up, and nothing below it (the webhook token
+    # is set: without it, start-up warns about that too).
+    service = make_service(
+        SYNCGATE_LOG_LEVEL="warning",
+        SYNCGATE_SALESFORCE_CLIENT_ID="",
+        SYNCGATE_SALESFORCE_WEBHOOK_TOKEN="e2e-salesforce-webhook-token",
+    )
     assert service.start().api.get("/api/segments").status_code == 200
     service.stop()
     levels = [json.loads(line)["level"] for line in service.logs().splitlines() if line.strip()]

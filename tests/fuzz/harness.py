@@ -13,7 +13,7 @@ from syncgate.inbox.models import InboxEvent, InboxStatus
 from syncgate.inbox.processing import InboxProcessor
 from syncgate.platforms.hubspot.signature import signed_headers
 
-ADMIN_TOKEN = "fuzz-admin-token"
+ADMIN_TOKEN = "fuzz-admin-token-of-32-characters-or-more"
 HUBSPOT_SECRET = "fuzz-hubspot-client-secret"
 SALESFORCE_ORG_ID = "00D5e000000FuZzEAA"
 SALESFORCE_TOKEN = "fuzz-outbound-token"
@@ -33,6 +33,9 @@ def fuzz_settings(database_url: str) -> Settings:
         salesforce_org_id=SALESFORCE_ORG_ID,
         salesforce_webhook_token=SALESFORCE_TOKEN,
         max_attempts=1,
+        # Wrong tokens are part of the fuzzing, not guessing to throttle.
+        auth_failures_per_address=1_000_000,
+        auth_failures_global=1_000_000,
         _env_file=None,
     )
 

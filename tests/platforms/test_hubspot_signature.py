@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 import pytest
 from starlette.datastructures import Headers
+from support.length_extension import extend
 
 from syncgate.platforms.hubspot.signature import (
     MAX_AGE_MS,
@@ -564,3 +565,37 @@ def test_signature_error_carries_reason() -> None:
         verify({})
     assert info.value.reason == "missing signature"
     assert str(info.value) == "missing signature"
+
+
+# --- v3 only --------------------------------------------------------------------------------
+
+
+def test_a_v1_length_extension_forgery_verifies_unless_v3_is_required() -> None:
+    # Knowing one signed body and the secret's length (a UUID: 36), anyone can sign a longer one.
+    glue, forged = extend(V1_DOC_SIGNATURE, len(SECRET) + len(BODY), b',{"objectId":666}]')
+    headers = {"X-HubSpot-Signature": forged, "X-HubSpot-Signature-Version": "v1"}
+    assert verify(headers, body=BODY + glue) == "v1"
+    with pytest.raises(SignatureError, match="only v3 is accepted"):
+        verify_request(
+            client_secret=SECRET,
+            method="POST",
+            uri=URI,
+            body=BODY + glue,
+            headers=headers,
+            now_ms=NOW,
+            require_v3=True,
+        )
+
+
+def test_requiring_v3_still_accepts_what_hubspot_sends() -> None:
+    headers = v3_headers(NOW)  # v3 plus the legacy v1 header, as HubSpot sends them
+    result = verify_request(
+        client_secret=SECRET,
+        method="POST",
+        uri=URI,
+        body=BODY,
+        headers=headers,
+        now_ms=NOW,
+        require_v3=True,
+    )
+    assert result == "v3"

@@ -19,6 +19,7 @@ from syncgate.platforms.salesforce.outbound_message import (
     MalformedMessage,
     Notification,
     OutboundMessage,
+    organization_id_hint,
     organization_matches,
     parse_outbound_message,
     soap_fault,
@@ -561,7 +562,7 @@ HOSTILE_BODIES = [
     ),
     pytest.param(
         _message("".join(_notification(i) for i in range(MAX_NOTIFICATIONS + 1))),
-        "101 Notification",
+        "more than 100 Notification",
         id="101-notifications",
     ),
     pytest.param(bytes(range(256)) * 4, "not well-formed", id="non-utf8-garbage"),
@@ -584,7 +585,30 @@ HOSTILE_BODIES = [
         "nested deeper",
         id="deep-nesting-inside-field",
     ),
-    pytest.param(b"<" + b"a" * 5_000_000 + b"/>", "root element", id="huge-single-token"),
+    pytest.param(b"<" + b"a" * 5_000_000 + b"/>", "longer than 65536", id="huge-single-token"),
+    pytest.param(
+        # Elements each declaring namespaces: when every one copied the scope, one megabyte of
+        # this took seconds of CPU.
+        (
+            '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/">'
+            + "<soapenv:Body>"
+            + ("<b" + "".join(f' xmlns:a{n}="u"' for n in range(20)) + "/>") * 3_000
+            + "</soapenv:Body></soapenv:Envelope>"
+        ).encode(),
+        "namespace declarations",
+        id="namespace-declaration-bomb",
+    ),
+    pytest.param(
+        # One start tag of thousands of attributes: expat handles a tag in one call.
+        (
+            '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"'
+            + "".join(f' a{n}="u"' for n in range(35_000))
+            + "/>"
+        ).encode(),
+        "longer than 65536",
+        id="crowded-start-tag",
+    ),
+    pytest.param(b"<!--" + b"x" * 100_000 + b"--><a/>", "longer than 65536", id="long-comment"),
     pytest.param(b"<?xml version='1.0'?><!-- only a comment -->", "not well-formed", id="no-root"),
 ]
 
@@ -597,6 +621,114 @@ def test_hostile_input_raises_malformed_quickly(body: bytes, reason: str) -> Non
         parse_outbound_message(body)
 
     assert time.monotonic() - started < 5
+
+
+def _declaring(declarations: int) -> bytes:
+    """The reference message with `declarations` namespace declarations in all (it has six:
+    soapenv, xsd, xsi, the default one and sf in each of its two sObjects)."""
+    unused = "".join(f' xmlns:p{n}="urn:unused:{n}"' for n in range(declarations - 6))
+    return SALESFORCE_OUTBOUND_MESSAGE.replace(
+        "<soapenv:Body>", f"<soapenv:Body{unused}>", 1
+    ).encode()
+
+
+def test_namespace_declarations_are_capped() -> None:
+    assert parse_outbound_message(_declaring(1000)).organization_id == "012345678901234"
+    with pytest.raises(MalformedMessage, match="more than 1000 namespace declarations"):
+        parse_outbound_message(_declaring(1001))
+
+
+def test_what_a_message_is_not_read_from_is_passed_over() -> None:
+    junk = "<Junk>" + "<b>text</b>" * 1000 + "</Junk>"
+    body = SALESFORCE_OUTBOUND_MESSAGE.replace("<ActionId>", junk + "<ActionId>")
+    message = parse_outbound_message(body.encode())
+    assert [n.id for n in message.notifications] == ["04l1I000000fztEQAQ", "04l1I000000fzt9QAA"]
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        pytest.param(
+            SALESFORCE_OUTBOUND_MESSAGE.replace(
+                "</soapenv:Body>", "</soapenv:Body><soapenv:Body/>"
+            ),
+            "Envelope has more than one soapenv:Body element",
+            id="bodies",
+        ),
+        pytest.param(
+            SALESFORCE_OUTBOUND_MESSAGE.replace(
+                "</notifications>", "<ActionId>04k1I000000bmsHQAQ</ActionId></notifications>"
+            ),
+            "notifications contains more than one ActionId",
+            id="singletons",
+        ),
+    ],
+)
+def test_repeated_elements_are_refused_as_they_arrive(body: str, reason: str) -> None:
+    with pytest.raises(MalformedMessage, match=reason):
+        parse_outbound_message(body.encode())
+
+
+def test_a_long_text_value_is_not_a_long_token() -> None:
+    description = "x" * 300_000  # a Long Text Area field holds up to 131,072 characters
+    body = SALESFORCE_OUTBOUND_MESSAGE.replace("White", description)
+    contact = parse_outbound_message(body.encode()).notifications[0]
+    assert contact.fields["Title"] == description
+
+
+def test_elements_passed_over_are_capped() -> None:
+    def with_junk(count: int) -> bytes:
+        junk = "<Junk>" + "<b/>" * (count - 1) + "</Junk>"
+        return SALESFORCE_OUTBOUND_MESSAGE.replace("<ActionId>", junk + "<ActionId>").encode()
+
+    assert len(parse_outbound_message(with_junk(10_000)).notifications) == 2
+    with pytest.raises(MalformedMessage, match="more than 10000 elements that are not part of"):
+        parse_outbound_message(with_junk(10_001))
+
+
+def test_fields_are_capped() -> None:
+    fields = "".join(f"<sf:F{n}>x</sf:F{n}>" for n in range(200))
+    notifications = "".join(
+        _notification(n, fields=f"<sf:Id>003000000000{n:03d}AAA</sf:Id>{fields}") for n in range(99)
+    )
+    assert len(parse_outbound_message(_message(notifications)).notifications) == 99
+    with pytest.raises(MalformedMessage, match="more than 20000 fields"):
+        parse_outbound_message(_message(notifications + _notification(99, fields=fields * 2)))
+
+
+def test_a_namespace_goes_out_of_scope_with_its_element() -> None:
+    sobject = '<sObject xsi:type="sf:Contact"{declaration}><sf:Id>003000000000{n:03d}AAA</sf:Id></sObject>'
+    notifications = (
+        "<Notification><Id>04l000000000001AAA</Id>"
+        + sobject.format(declaration=' xmlns:sf="urn:sobject.enterprise.soap.sforce.com"', n=1)
+        + "</Notification><Notification><Id>04l000000000002AAA</Id>"
+        + sobject.format(declaration="", n=2)
+        + "</Notification>"
+    )
+    body = _message(notifications).replace(
+        b"<soapenv:Body>", b'<soapenv:Body xmlns:sf="urn:sobject.partner.soap.sforce.com">'
+    )
+    # Notification 1 shadows the outer sf; notification 2 sees the outer one again.
+    with pytest.raises(MalformedMessage, match="Notification #2 sObject xsi:type namespace"):
+        parse_outbound_message(body)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        pytest.param(SALESFORCE_OUTBOUND_MESSAGE.encode(), "012345678901234", id="reference"),
+        pytest.param(
+            b'<o:OrganizationId xsi:type="x">\n 00D5e000000KQ2eEAG </o:OrganizationId>',
+            "00D5e000000KQ2eEAG",
+            id="prefixed-with-attributes",
+        ),
+        pytest.param(b"<OrganizationId>00D-not-an-id</OrganizationId>", None, id="not-an-id"),
+        pytest.param(b"<OrganizationId>00D5e000000KQ2eEAGX<", None, id="too-long"),
+        pytest.param(b"<a>" * 1000, None, id="absent"),
+    ],
+)
+def test_the_organization_id_hint(body: bytes, expected: str | None) -> None:
+    assert organization_id_hint(body) == expected
 
 
 def test_xxe_never_reads_the_file() -> None:

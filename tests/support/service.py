@@ -16,7 +16,7 @@ import pytest
 
 from syncgate.platforms.hubspot.signature import signed_headers
 
-ADMIN_TOKEN = "e2e-admin-token"
+ADMIN_TOKEN = "e2e-admin-token-of-32-characters-or-more"
 HUBSPOT_SECRET = "e2e-hubspot-client-secret"
 SALESFORCE_ORG_ID = "00D5g000004SyncEAA"
 PORTAL_ID = 62515

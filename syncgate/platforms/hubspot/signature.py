@@ -161,8 +161,14 @@ def verify_request(
     body: bytes,
     headers: Mapping[str, str],
     now_ms: int | None = None,
+    require_v3: bool = False,
 ) -> str:
-    """Verify a HubSpot webhook request and return the version used ("v1", "v2" or "v3")."""
+    """Verify a HubSpot webhook request and return the version used ("v1", "v2" or "v3").
+
+    With `require_v3`, the legacy versions are refused: they hash secret ‖ body with plain
+    SHA-256, which lets anyone holding one signed request sign longer bodies (length extension)
+    and carries no timestamp, so a captured request can be replayed forever.
+    """
     _secret_bytes(client_secret)
     found = _lowercase_headers(headers)
 
@@ -181,6 +187,8 @@ def verify_request(
             raise SignatureError("signature mismatch")
         return "v3"
 
+    if require_v3:
+        raise SignatureError("missing v3 signature (only v3 is accepted)")
     legacy = found.get(HEADER_SIGNATURE.lower())
     if legacy is None:
         raise SignatureError("missing signature")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 from xml.etree.ElementTree import Element, ParseError, TreeBuilder
@@ -27,6 +28,7 @@ __all__ = [
     "MalformedMessage",
     "Notification",
     "OutboundMessage",
+    "organization_id_hint",
     "organization_matches",
     "parse_outbound_message",
     "soap_fault",
@@ -50,12 +52,27 @@ _XSI_NIL: Final = f"{{{XSI_NS}}}nil"
 # Salesforce ids: 15 case-sensitive characters, optionally followed by a 3-character checksum.
 _SALESFORCE_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
 _NCNAME = re.compile(r"[^\s:]+")
+# What follows the name in an OrganizationId start tag, up to its text (bounded repetitions:
+# the match costs a constant).
+_ORGANIZATION_ID_TAG_REST = re.compile(
+    rb"(?:\s[^<>]{0,512})?>\s{0,64}([A-Za-z0-9]{15,18})\s{0,64}<"
+)
 # Characters XML 1.0 cannot carry at all, even escaped.
 _XML_INVALID_CHARS = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _SHORT_ORG_ID_LENGTH: Final = 15
-# A real message nests 6 deep (Envelope/Body/notifications/Notification/sObject/field); stop
-# deeper documents early instead of building them.
+# A real message nests 6 deep (Envelope/Body/notifications/Notification/sObject/field) and
+# declares about one namespace per Notification; stop other documents early instead of
+# building them.
 _MAX_DEPTH: Final = 32
+_MAX_NAMESPACE_DECLARATIONS: Final = 1000
+# 100 Notifications of 200 fields: as much as a megabyte of real fields holds.
+_MAX_FIELDS: Final = 20_000
+# Elements a message is not read from (a header, elements of later API versions) are passed
+# over, but not without end: then a megabyte of them costs what a real message costs.
+_MAX_PASSED_OVER: Final = 10_000
+_FEED_BYTES: Final = 16_384
+# Real tags are under a hundred bytes; a long text value is not a token.
+_MAX_TOKEN_BYTES: Final = 65_536
 _ENVELOPE_SINGLETONS: Final = (
     "OrganizationId",
     "ActionId",
@@ -120,11 +137,6 @@ def parse_outbound_message(body: bytes) -> OutboundMessage:
     ]
     if not notification_elems:
         raise MalformedMessage("notifications contains no Notification")
-    if len(notification_elems) > MAX_NOTIFICATIONS:
-        raise MalformedMessage(
-            f"notifications contains {len(notification_elems)} Notification elements,"
-            f" at most {MAX_NOTIFICATIONS} are allowed"
-        )
 
     return OutboundMessage(
         organization_id=organization_id,
@@ -137,6 +149,21 @@ def parse_outbound_message(body: bytes) -> OutboundMessage:
             for position, elem in enumerate(notification_elems, start=1)
         ],
     )
+
+
+def organization_id_hint(body: bytes) -> str | None:
+    """The OrganizationId a raw message claims, found without parsing it.
+
+    A cheap check before the parse, so that a message for another org costs no parsing. Only
+    the first occurrence of the name counts (in a real message it is the start tag): the cost is
+    one substring search. Not authoritative (a comment could hold it); the parsed message is.
+    """
+    name = b"OrganizationId"
+    index = body.find(name)
+    if index < 1 or body[index - 1] not in b"<:":
+        return None
+    match = _ORGANIZATION_ID_TAG_REST.match(body, index + len(name))
+    return match.group(1).decode("ascii") if match else None
 
 
 def organization_matches(received: str, ours: str) -> bool:
@@ -167,47 +194,151 @@ def soap_fault(message: str, *, client_fault: bool = True) -> bytes:
     ).encode()
 
 
-class _Builder:
-    """TreeBuilder target that resolves each sObject's xsi:type while its namespaces are in scope.
+# What an element is to the parse (None: not built).
+_ENVELOPE: Final = "envelope"
+_BODY: Final = "body"
+_NOTIFICATIONS: Final = "notifications"
+_NOTIFICATION: Final = "notification"
+_SOBJECT: Final = "sobject"
+_VALUE: Final = "value"  # an element read for its text: a singleton, a Notification Id, a field
+_VALUE_CHILD: Final = "value child"  # kept only to say that a value has child elements
 
-    ElementTree drops namespace declarations, so `xsi:type="sf:Contact"` can only be
-    resolved during parsing.
+
+class _Builder:
+    """TreeBuilder target that builds only the elements a message is read from.
+
+    Elements anywhere else (unknown ones, and what is inside a value) are passed over, not
+    built, and every count a message may not exceed is checked as its elements arrive, so
+    parsing a hostile message costs about what parsing a real one does.
+
+    It also resolves each sObject's xsi:type while its namespaces are in scope (ElementTree drops
+    namespace declarations). The bindings are a stack per prefix, pushed and popped as expat
+    reports declarations coming into and going out of scope, so each element costs the same
+    however many namespaces are in scope (a copy of the scope per element made hostile messages
+    quadratic).
     """
 
     def __init__(self) -> None:
         self._tree = TreeBuilder()
-        self._scopes: list[dict[str, str]] = [{}]
-        self._pending: dict[str, str] = {}
+        self._bindings: dict[str, list[str]] = {}
+        self._declarations = 0
+        self._open: list[str | None] = []
+        self._seen: set[str] = set()  # singleton elements met so far
+        self._notifications = 0
+        self._notification_parts: set[str] = set()
+        self._fields = 0
+        self._passed_over = 0
+        self._value_has_child = False
+        self.events = 0  # callbacks so far: expat has made progress when it grows
         self.sobject_types: dict[Element, tuple[str | None, str] | str] = {}
 
     def start_ns(self, prefix: str, uri: str) -> None:
-        self._pending[prefix] = uri
+        self.events += 1
+        self._declarations += 1
+        if self._declarations > _MAX_NAMESPACE_DECLARATIONS:
+            raise MalformedMessage(
+                f"more than {_MAX_NAMESPACE_DECLARATIONS} namespace declarations"
+            )
+        self._bindings.setdefault(prefix, []).append(uri)
 
     def end_ns(self, prefix: str) -> None:
-        pass
+        self.events += 1
+        uris = self._bindings[prefix]
+        uris.pop()
+        if not uris:
+            del self._bindings[prefix]
 
-    def start(self, tag: str, attrs: dict[str, str]) -> Element:
-        if len(self._scopes) > _MAX_DEPTH:
+    def start(self, tag: str, attrs: dict[str, str]) -> Element | None:
+        self.events += 1
+        if len(self._open) >= _MAX_DEPTH:
             raise MalformedMessage(f"elements are nested deeper than {_MAX_DEPTH} levels")
-        scope = self._scopes[-1]
-        if self._pending:
-            scope = {**scope, **self._pending}
-            self._pending = {}
-        self._scopes.append(scope)
+        kind = self._kind(self._open[-1] if self._open else None, tag)
+        self._open.append(kind)
+        if kind is None:
+            self._passed_over += 1
+            if self._passed_over > _MAX_PASSED_OVER:
+                raise MalformedMessage(
+                    f"more than {_MAX_PASSED_OVER} elements that are not part of an"
+                    " Outbound Message"
+                )
+            return None
         elem = self._tree.start(tag, attrs)
-        if _local(tag) == "sObject":
-            self.sobject_types[elem] = _resolve_qname(attrs.get(_XSI_TYPE), scope)
+        if kind == _SOBJECT:
+            self.sobject_types[elem] = _resolve_qname(attrs.get(_XSI_TYPE), self._namespace_of)
         return elem
 
-    def end(self, tag: str) -> Element:
-        self._scopes.pop()
+    def end(self, tag: str) -> Element | None:
+        self.events += 1
+        if self._open.pop() is None:
+            return None
         return self._tree.end(tag)
 
     def data(self, data: str) -> None:
-        self._tree.data(data)
+        self.events += 1
+        # Only values are read for their text.
+        if self._open and self._open[-1] == _VALUE:
+            self._tree.data(data)
+
+    def comment(self, text: str) -> None:
+        self.events += 1
+
+    def pi(self, target: str, text: str) -> None:
+        self.events += 1
 
     def close(self) -> Element:
         return self._tree.close()
+
+    def _kind(self, parent: str | None, tag: str) -> str | None:
+        """What a new element is, given its parent's kind; None when it is not built."""
+        if not self._open:
+            return _ENVELOPE
+        name = _local(tag)
+        if parent == _ENVELOPE and tag == _BODY_TAG:
+            self._once("Body", "Envelope has more than one soapenv:Body element")
+            return _BODY
+        if parent == _BODY and name == "notifications":
+            self._once(name, "soapenv:Body contains more than one notifications element")
+            return _NOTIFICATIONS
+        if parent == _NOTIFICATIONS and name in _ENVELOPE_SINGLETONS:
+            self._once(name, f"notifications contains more than one {name}")
+            return self._value()
+        if parent == _NOTIFICATIONS and name == "Notification":
+            self._notifications += 1
+            if self._notifications > MAX_NOTIFICATIONS:
+                raise MalformedMessage(
+                    f"notifications contains more than {MAX_NOTIFICATIONS} Notification elements"
+                )
+            self._notification_parts = set()
+            return _NOTIFICATION
+        if parent == _NOTIFICATION and name in ("Id", "sObject"):
+            if name in self._notification_parts:
+                raise MalformedMessage(
+                    f"Notification #{self._notifications} has more than one Id or sObject"
+                )
+            self._notification_parts.add(name)
+            return _SOBJECT if name == "sObject" else self._value()
+        if parent == _SOBJECT:
+            self._fields += 1
+            if self._fields > _MAX_FIELDS:
+                raise MalformedMessage(f"the sObjects have more than {_MAX_FIELDS} fields")
+            return self._value()
+        if parent == _VALUE and not self._value_has_child:
+            self._value_has_child = True
+            return _VALUE_CHILD
+        return None
+
+    def _value(self) -> str:
+        self._value_has_child = False
+        return _VALUE
+
+    def _once(self, name: str, reason: str) -> None:
+        if name in self._seen:
+            raise MalformedMessage(reason)
+        self._seen.add(name)
+
+    def _namespace_of(self, prefix: str) -> str | None:
+        uris = self._bindings.get(prefix)
+        return uris[-1] if uris else None
 
 
 def _parse_xml(body: bytes) -> tuple[Element, dict[Element, tuple[str | None, str] | str]]:
@@ -216,8 +347,7 @@ def _parse_xml(body: bytes) -> tuple[Element, dict[Element, tuple[str | None, st
         target=builder, forbid_dtd=True, forbid_entities=True, forbid_external=True
     )
     try:
-        # One feed: chunked feeding makes expat < 2.6 re-scan long tokens quadratically.
-        parser.feed(body)
+        _feed(parser, builder, body)
         root = parser.close()
     except DTDForbidden:
         raise MalformedMessage("DTDs are not allowed") from None
@@ -233,6 +363,23 @@ def _parse_xml(body: bytes) -> tuple[Element, dict[Element, tuple[str | None, st
     if not isinstance(root, Element):
         raise MalformedMessage("no XML document")
     return root, builder.sobject_types
+
+
+def _feed(parser: DefusedXMLParser, builder: _Builder, body: bytes) -> None:
+    """Feed the body a slice at a time, refusing a token longer than _MAX_TOKEN_BYTES.
+
+    Expat handles a token (a start tag with its attributes, a comment) in one call that holds
+    the GIL: a megabyte-long one would stall the event loop, and expat < 2.6 scans a token
+    again with every slice that does not complete it. Text is reported as it arrives, so only
+    such tokens leave a slice without any event.
+    """
+    slices_without_event = 0
+    for start in range(0, len(body), _FEED_BYTES):
+        events = builder.events
+        parser.feed(body[start : start + _FEED_BYTES])
+        slices_without_event = slices_without_event + 1 if builder.events == events else 0
+        if slices_without_event * _FEED_BYTES > _MAX_TOKEN_BYTES:
+            raise MalformedMessage(f"a tag or comment is longer than {_MAX_TOKEN_BYTES} bytes")
 
 
 def _notifications_element(root: Element) -> Element:
@@ -261,14 +408,11 @@ def _notifications_element(root: Element) -> Element:
 
 
 def _envelope_singletons(notifications_elem: Element) -> dict[str, Element]:
-    singles: dict[str, Element] = {}
-    for child in notifications_elem:
-        name = _local(child.tag)
-        if name in _ENVELOPE_SINGLETONS:
-            if name in singles:
-                raise MalformedMessage(f"notifications contains more than one {name}")
-            singles[name] = child
-    return singles
+    return {
+        _local(child.tag): child
+        for child in notifications_elem
+        if _local(child.tag) in _ENVELOPE_SINGLETONS
+    }
 
 
 def _parse_notification(
@@ -277,8 +421,6 @@ def _parse_notification(
     where = f"Notification #{position}"
     ids = [child for child in elem if _local(child.tag) == "Id"]
     sobjects = [child for child in elem if _local(child.tag) == "sObject"]
-    if len(ids) > 1 or len(sobjects) > 1:
-        raise MalformedMessage(f"{where} has more than one Id or sObject")
     notification_id = _require_id(ids[0] if ids else None, f"{where} Id")
     if not sobjects:
         raise MalformedMessage(f"{where} has no sObject")
@@ -310,7 +452,9 @@ def _parse_notification(
     )
 
 
-def _resolve_qname(value: str | None, scope: dict[str, str]) -> tuple[str | None, str] | str:
+def _resolve_qname(
+    value: str | None, namespace_of: Callable[[str], str | None]
+) -> tuple[str | None, str] | str:
     """Resolve an xsi:type QName to (namespace, local name), or return why it cannot be."""
     if value is None:
         return "missing xsi:type"
@@ -321,9 +465,10 @@ def _resolve_qname(value: str | None, scope: dict[str, str]) -> tuple[str | None
         # Unprefixed types are taken by local name: the default namespace in scope is the
         # outbound one, which no sObject type lives in.
         return (None, local)
-    if prefix not in scope:
+    namespace = namespace_of(prefix)
+    if namespace is None:
         return f"xsi:type prefix {_show(prefix)} is not bound to a namespace"
-    return (scope[prefix], local)
+    return (namespace, local)
 
 
 def _field_value(elem: Element, what: str) -> str | None:

@@ -1,0 +1,1 @@
+"""Defences against hostile requests: body limits, refusal logs and failed-auth throttling."""
