@@ -1,9 +1,10 @@
-"""What the Salesforce and HubSpot delivery steps share: claiming due deliveries with a lease,
-and settling each one as done, retried or dead after the platform answered."""
+"""What the Salesforce and HubSpot delivery steps share: the platform's breaker and allowance,
+claiming due deliveries with a lease, and settling each one as done, retried or dead after the
+platform answered."""
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
@@ -14,11 +15,14 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from syncgate.config import Settings
+from syncgate.connections.breaker import Connection, Outcome
 from syncgate.db import transaction
 from syncgate.delivery.models import Delivery, DeliveryStatus, Target
 from syncgate.delivery.retry import retry_delay
 from syncgate.metrics import DELIVERIES, FORWARD_LATENCY
 from syncgate.models import utc_now
+from syncgate.platforms.errors import PlatformError
+from syncgate.platforms.usage import ApiUsage
 from syncgate.sync.models import Contact
 
 log = logging.getLogger("syncgate.delivery")
@@ -36,6 +40,19 @@ class Result:
     transient: bool = False
     retry_after: float | None = None
     code: str | None = None
+    outage: bool = False  # the call as a whole failed: the breaker counts it
+
+    @classmethod
+    def failed(cls, error: PlatformError) -> "Result":
+        # An outage (refused credentials included) is the platform's state, not this delivery's:
+        # it waits for the platform instead of going dead.
+        return cls(
+            ok=False,
+            message=error.message,
+            transient=error.transient or error.outage,
+            retry_after=error.retry_after,
+            outage=error.outage,
+        )
 
 
 class Claim(Protocol):
@@ -44,8 +61,14 @@ class Claim(Protocol):
     attempts: int
 
 
+class PlatformClient(Protocol):
+    usage: ApiUsage | None
+
+    async def probe(self) -> None: ...
+
+
 ClaimT = TypeVar("ClaimT", bound=Claim)
-ClientT = TypeVar("ClientT")
+ClientT = TypeVar("ClientT", bound=PlatformClient)
 
 
 class Deliverer(ABC, Generic[ClaimT, ClientT]):
@@ -63,6 +86,7 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
         self.config = config
         self.session_factory = session_factory
         self.client = client
+        self.connection = Connection(config, session_factory, self.target)
 
     @property
     def ready(self) -> bool:
@@ -100,21 +124,44 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
 
     async def run_once(self, *, backlog: bool = False) -> int:
         """Send one batch of due deliveries; returns how many were claimed."""
-        if not self.ready or (backlog and await self._worth_waiting()):
+        if not self.ready:
             return 0
-        claimed = await self._claim()
+        assert self.client is not None
+        gate = await self.connection.gate()
+        if gate.probe:
+            await self.probe()
+            return 0
+        if not gate.deliveries or (backlog and await self._worth_waiting()):
+            return 0
+        claimed = await self._claim(with_jobs=gate.jobs)
         if not claimed:
             return 0
         try:
             results = await self.send(claimed)
         except Exception as error:
-            # Counted as a failed attempt, so max_attempts still ends it as dead instead of
+            # Counted as a failed attempt, so the retry window still ends it as dead instead of
             # leaving it in flight to be reclaimed forever.
             log.exception("sending to %s failed unexpectedly", self.target.value)
             failure = Result(ok=False, message=f"{type(error).__name__}: {error}", transient=True)
             results = {c.id: failure for c in claimed}
         await self._settle(claimed, results)
+        outcome, message = _outcome(results.values())
+        await self.connection.record(outcome, message, self.client.usage)
         return len(claimed)
+
+    async def probe(self) -> bool:
+        """One cheap call that shows whether the platform answers, and reads its allowance."""
+        client = self.client
+        if client is None:
+            return False
+        try:
+            await client.probe()
+        except PlatformError as error:
+            outcome = Outcome.OUTAGE if error.outage else Outcome.ANSWERED
+            await self.connection.record(outcome, error.message, client.usage, probed=True)
+            return outcome is Outcome.ANSWERED
+        await self.connection.record(Outcome.ANSWERED, usage=client.usage, probed=True)
+        return True
 
     async def _worth_waiting(self) -> bool:
         """Whether a partial batch is young enough to wait for more records."""
@@ -134,7 +181,7 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
             oldest = oldest.replace(tzinfo=UTC)
         return bool(utc_now() - oldest < HOLD_PARTIAL_BATCH)
 
-    async def _claim(self) -> list[ClaimT]:
+    async def _claim(self, *, with_jobs: bool) -> list[ClaimT]:
         other = aliased(Delivery)
         async with transaction(self.session_factory) as session:
             now = utc_now()
@@ -145,28 +192,31 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
                 other.status == DeliveryStatus.IN_FLIGHT,
                 other.lease_until > now,
             )
-            due = (
-                await session.scalars(
-                    select(Delivery)
-                    .where(
-                        Delivery.target == self.target,
-                        or_(
-                            and_(
-                                Delivery.status == DeliveryStatus.PENDING,
-                                Delivery.next_attempt_at <= now,
-                            ),
-                            and_(
-                                Delivery.status == DeliveryStatus.IN_FLIGHT,
-                                Delivery.lease_until < now,
-                            ),
+            query = (
+                select(Delivery)
+                .where(
+                    Delivery.target == self.target,
+                    or_(
+                        and_(
+                            Delivery.status == DeliveryStatus.PENDING,
+                            Delivery.next_attempt_at <= now,
                         ),
-                        ~live_sibling,
-                    )
-                    .order_by(Delivery.id)
-                    .limit(self.batch_size)
-                    .with_for_update(skip_locked=True, of=Delivery)
+                        and_(
+                            Delivery.status == DeliveryStatus.IN_FLIGHT,
+                            Delivery.lease_until < now,
+                        ),
+                    ),
+                    ~live_sibling,
                 )
-            ).all()
+                .order_by(Delivery.id)
+                .limit(self.batch_size)
+                .with_for_update(skip_locked=True, of=Delivery)
+            )
+            if not with_jobs:  # the allowance is past the jobs' share: what they queued waits
+                query = query.where(
+                    or_(Delivery.source_event.is_(None), Delivery.source_event.not_like("job:%"))
+                )
+            due = (await session.scalars(query)).all()
             # A reclaimed delivery (its worker died) and a newer pending one of the same contact
             # are both due: send only the older, or an unlinked contact is created twice.
             first_per_contact: dict[int, Delivery] = {}
@@ -242,10 +292,10 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
         if result.ok:
             delivery.status = DeliveryStatus.DONE
             delivery.delivered_at = now
-            delivery.last_error = None
+            delivery.last_error = delivery.retrying_since = None
             return "done"
         delivery.last_error = result.message
-        if result.transient and item.attempts < self.config.max_attempts:
+        if result.transient and self._may_retry(delivery, item, now):
             log.warning(
                 "%s delivery %s failed, will retry: %s",
                 self.target.value,
@@ -263,6 +313,24 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
         )
         delivery.status = DeliveryStatus.DEAD
         return "dead"
+
+    def _may_retry(self, delivery: Delivery, item: ClaimT, now: datetime) -> bool:
+        """Time, not count, ends a delivery: it retries for the window after its first failure
+        in a row; `max_attempts` only bounds that."""
+        delivery.retrying_since = delivery.retrying_since or now
+        window = timedelta(seconds=self.config.retry_window_seconds)
+        return item.attempts < self.config.max_attempts and now - delivery.retrying_since < window
+
+
+def _outcome(results: Iterable[Result]) -> tuple[Outcome, str | None]:
+    """What a batch says about the platform: a whole-call failure, an answer, or nothing (only
+    throttling, or an error of ours)."""
+    answered = False
+    for result in results:
+        if result.outage:
+            return Outcome.OUTAGE, result.message
+        answered = answered or result.ok or not result.transient or result.code is not None
+    return (Outcome.ANSWERED if answered else Outcome.NONE), None
 
 
 ModelT = TypeVar("ModelT", Delivery, Contact)
