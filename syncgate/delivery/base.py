@@ -16,8 +16,9 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from syncgate.config import Settings
 from syncgate.connections.breaker import Connection, Outcome
-from syncgate.db import transaction
+from syncgate.db import lost_a_conflict, transaction
 from syncgate.delivery.models import Delivery, DeliveryStatus, Target
+from syncgate.delivery.outbox import coalesce
 from syncgate.delivery.retry import retry_delay
 from syncgate.metrics import DELIVERIES, FORWARD_LATENCY
 from syncgate.models import utc_now
@@ -31,6 +32,7 @@ LEASE = timedelta(seconds=180)  # longer than one round of calls can take
 # While the inbox has a backlog, a partial batch waits up to this long for more records, so a
 # burst goes out in full batches; without a backlog nothing waits.
 HOLD_PARTIAL_BATCH = timedelta(seconds=0.5)
+SETTLE_TRIES = 3
 
 
 @dataclass
@@ -144,7 +146,7 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
             log.exception("sending to %s failed unexpectedly", self.target.value)
             failure = Result(ok=False, message=f"{type(error).__name__}: {error}", transient=True)
             results = {c.id: failure for c in claimed}
-        await self._settle(claimed, results)
+        await self._settle_until_it_sticks(claimed, results)
         outcome, message = _outcome(results.values())
         await self.connection.record(outcome, message, self.client.usage)
         return len(claimed)
@@ -185,12 +187,19 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
         other = aliased(Delivery)
         async with transaction(self.session_factory) as session:
             now = utc_now()
-            live_sibling = exists().where(
+            # One record's deliveries go out one at a time and in the order they were queued:
+            # a newer one sent before an older one that waits for its retry would be overwritten.
+            blocking_sibling = exists().where(
                 other.contact_id == Delivery.contact_id,
                 other.target == Delivery.target,
-                other.id != Delivery.id,
-                other.status == DeliveryStatus.IN_FLIGHT,
-                other.lease_until > now,
+                or_(
+                    and_(
+                        other.id != Delivery.id,
+                        other.status == DeliveryStatus.IN_FLIGHT,
+                        other.lease_until > now,
+                    ),
+                    and_(other.id < Delivery.id, other.status == DeliveryStatus.PENDING),
+                ),
             )
             query = (
                 select(Delivery)
@@ -206,7 +215,7 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
                             Delivery.lease_until < now,
                         ),
                     ),
-                    ~live_sibling,
+                    ~blocking_sibling,
                 )
                 .order_by(Delivery.id)
                 .limit(self.batch_size)
@@ -241,9 +250,24 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
             contacts = await _by_id(session, Contact, {row.contact_id for row in rows})
             return await self.prepare(session, [(row, contacts[row.contact_id]) for row in rows])
 
+    async def _settle_until_it_sticks(
+        self, claimed: list[ClaimT], results: Mapping[int, Result]
+    ) -> None:
+        # Losing a deadlock would leave the batch in flight until its lease runs out, and its
+        # results are still at hand: settle it again.
+        for attempt in range(1, SETTLE_TRIES + 1):
+            try:
+                await self._settle(claimed, results)
+                return
+            except Exception as error:
+                if attempt == SETTLE_TRIES or not lost_a_conflict(error):
+                    raise
+                log.warning("settling a %s batch lost a deadlock; again", self.target.value)
+
     async def _settle(self, claimed: list[ClaimT], results: Mapping[int, Result]) -> None:
         latencies: list[float] = []
         outcomes: list[str] = []
+        retried: list[Delivery] = []
         async with transaction(self.session_factory) as session:
             now = utc_now()
             deliveries = await _by_id(session, Delivery, {c.id for c in claimed})
@@ -279,11 +303,41 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
                     | ({"record": self.record_id(item, contact)} if result.ok else {})
                     | ({} if result.ok else {"error": result.message}),
                 ]
+                if outcome == "retry":
+                    retried.append(delivery)
+            await self._absorb_newer(session, retried)
             await self.after_settle(session, context)
         for latency in latencies:
             FORWARD_LATENCY.observe(latency)
         for outcome in outcomes:
             DELIVERIES.labels(self.target.value, outcome).inc()
+
+    async def _absorb_newer(self, session: AsyncSession, retried: list[Delivery]) -> None:
+        """A delivery going back to pending takes in the one queued for its record while it was
+        in flight (never sent: it waited for this one), newer values winning. So a record keeps
+        one pending delivery, and later changes coalesce into the one that goes out last."""
+        by_contact = {delivery.contact_id: delivery for delivery in retried}
+        if not by_contact:
+            return
+        newer = await session.scalars(
+            select(Delivery)
+            .where(
+                Delivery.contact_id.in_(by_contact),
+                Delivery.target == self.target,
+                Delivery.status == DeliveryStatus.PENDING,
+                Delivery.id.not_in([delivery.id for delivery in retried]),
+            )
+            .order_by(Delivery.id)
+            .with_for_update()
+        )
+        for sibling in newer.all():
+            coalesce(
+                by_contact[sibling.contact_id],
+                sibling.values,
+                sibling.first_received_at,
+                sibling.source_event,
+            )
+            await session.delete(sibling)
 
     def _apply(self, delivery: Delivery, item: ClaimT, result: Result, now: datetime) -> str:
         """Move the delivery to its next state; returns the outcome's name."""
