@@ -9,7 +9,16 @@ from contextlib import asynccontextmanager, suppress
 from fastapi import FastAPI
 
 from syncgate import console
-from syncgate.api import contacts, health, jobs, operations, segments, settings, webhooks
+from syncgate.api import (
+    connections,
+    contacts,
+    health,
+    jobs,
+    operations,
+    segments,
+    settings,
+    webhooks,
+)
 from syncgate.config import Settings
 from syncgate.db import create_db_engine, create_session_factory
 from syncgate.delivery.worker import Worker
@@ -63,6 +72,7 @@ def create_app(config: Settings, *, run_worker: bool = True) -> FastAPI:
     app.include_router(settings.router)
     app.include_router(contacts.router)
     app.include_router(operations.router)
+    app.include_router(connections.router)
     app.include_router(jobs.router)
     app.include_router(console.router)
     return app

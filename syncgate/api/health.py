@@ -5,6 +5,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import func, select, text
 
+from syncgate.connections.status import connection_states, export_metrics
 from syncgate.delivery.models import Delivery, DeliveryStatus
 from syncgate.errors import is_store_outage
 from syncgate.metrics import OUTBOX_PENDING
@@ -55,6 +56,7 @@ async def metrics(request: Request) -> Response:
                 )
                 or 0
             )
+            export_metrics(await connection_states(session, request.app.state.settings))
     except Exception as error:
         if not is_store_outage(error):
             raise
