@@ -3,7 +3,7 @@
 from functools import lru_cache
 from typing import Annotated, Literal
 
-from pydantic import AnyHttpUrl, Field, ValidationError, field_validator
+from pydantic import AnyHttpUrl, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Anything shorter can be guessed or is a placeholder ("changeme", "admin"); the generated one
@@ -39,7 +39,8 @@ class Settings(BaseSettings):
     worker_poll_seconds: Annotated[float, Field(gt=0)] = 0.5
     retry_base_seconds: Annotated[float, Field(gt=0)] = 2
     retry_max_seconds: Annotated[float, Field(gt=0)] = 3600
-    max_attempts: Annotated[int, Field(ge=1)] = 10
+    # An upper bound only: with the default backoff, the retry window ends a delivery first.
+    max_attempts: Annotated[int, Field(ge=1)] = 100
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
@@ -62,6 +63,14 @@ class Settings(BaseSettings):
 
         check_database_url(value)
         return value
+
+    retry_window_seconds: Annotated[float, Field(gt=0)] = 86_400
+    breaker_failures: Annotated[int, Field(ge=1)] = 5
+    breaker_probe_seconds: Annotated[float, Field(gt=0)] = 10
+    breaker_probe_max_seconds: Annotated[float, Field(gt=0)] = 300
+    api_share_for_jobs: Annotated[int, Field(ge=1, le=100)] = 75
+    api_share_for_deliveries: Annotated[int, Field(ge=1, le=100)] = 95
+    hubspot_requests_per_10_seconds: Annotated[int, Field(ge=1)] = 100
 
     @field_validator(
         "admin_token",
@@ -101,6 +110,14 @@ class Settings(BaseSettings):
     def _org_id_shape(cls, value: str | None) -> str | None:
         if value is not None and (len(value) not in (15, 18) or not value.isalnum()):
             raise ValueError("must be a 15- or 18-character Salesforce org id")
+        return value
+
+    @field_validator("api_share_for_deliveries")
+    @classmethod
+    def _deliveries_outlast_jobs(cls, value: int, info: ValidationInfo) -> int:
+        jobs = info.data.get("api_share_for_jobs")
+        if jobs is not None and value < jobs:
+            raise ValueError(f"must be at least SYNCGATE_API_SHARE_FOR_JOBS ({jobs})")
         return value
 
 

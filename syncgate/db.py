@@ -104,6 +104,12 @@ def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSessi
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
 
 
+def lost_a_conflict(error: BaseException) -> bool:
+    """PostgreSQL rolled the transaction back to break a deadlock or a serialization conflict:
+    running it again can succeed (SQLite's single writer has neither)."""
+    return getattr(getattr(error, "orig", None), "sqlstate", None) in {"40P01", "40001"}
+
+
 @asynccontextmanager
 async def transaction(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     """One unit of work for worker code: commit on success, roll back on error."""

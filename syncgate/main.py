@@ -12,14 +12,24 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from syncgate import console
-from syncgate.api import contacts, docs, health, jobs, operations, segments, settings, webhooks
+from syncgate.api import (
+    connections,
+    contacts,
+    docs,
+    health,
+    jobs,
+    operations,
+    segments,
+    settings,
+    webhooks,
+)
 from syncgate.config import Settings, insecure_settings
+from syncgate.connections.credentials import warn_unconnected
 from syncgate.db import create_db_engine, create_session_factory
 from syncgate.delivery.worker import Worker
 from syncgate.errors import install_error_handlers
 from syncgate.logging import AccessLog
 from syncgate.migrate import head_revision
-from syncgate.platforms.connections import warn_unconnected
 from syncgate.security.guard import RequestGuard
 from syncgate.security.throttle import Throttle
 
@@ -105,6 +115,7 @@ def create_app(config: Settings, *, run_worker: bool = True) -> FastAPI:
     app.include_router(settings.router)
     app.include_router(contacts.router)
     app.include_router(operations.router)
+    app.include_router(connections.router)
     app.include_router(jobs.router)
     app.include_router(console.router)
     return app

@@ -32,6 +32,30 @@ DELIVERIES = Counter(
     ["target", "outcome"],
 )
 OUTBOX_PENDING = Gauge("syncgate_outbox_pending", "Deliveries waiting to be sent")
+# Read from the database at scrape time, so every replica reports every worker's state.
+DELIVERIES_WAITING = Gauge(
+    "syncgate_deliveries_waiting", "Deliveries pending or in flight, by target", ["target"]
+)
+PLATFORM_UP = Gauge(
+    "syncgate_platform_up",
+    "1 while calls to the platform go out, 0 while its circuit breaker is open",
+    ["platform"],
+)
+PLATFORM_UNAVAILABLE_SECONDS = Gauge(
+    "syncgate_platform_unavailable_seconds",
+    "Seconds since the platform's circuit breaker opened (0 while it is available)",
+    ["platform"],
+)
+PLATFORM_API_USED = Gauge(
+    "syncgate_platform_api_requests_used",
+    "Daily API requests used, as the platform last reported it",
+    ["platform"],
+)
+PLATFORM_API_ALLOWED = Gauge(
+    "syncgate_platform_api_requests_allowed",
+    "Daily API requests allowed, as the platform last reported it",
+    ["platform"],
+)
 FORWARD_LATENCY = Histogram(
     "syncgate_forward_latency_seconds",
     "Time from webhook received to the change delivered to the other platform",

@@ -127,6 +127,49 @@ SYNC_STATUS = {
     "salesforce": {"id": "00Q5g00000B3xYzEAJ", "object": "Lead"},
 }
 JOB_CREATED = {"job_id": 12}
+CONNECTIONS = {
+    "items": [
+        {
+            "platform": "hubspot",
+            "configured": True,
+            "state": "available",
+            "summary": "HubSpot available",
+            "breaker": "closed",
+            "unavailable_since": None,
+            "next_probe_at": None,
+            "consecutive_failures": 0,
+            "waiting": 0,
+            "jobs_waiting": False,
+            "last_success_at": AT,
+            "last_error": None,
+            "last_error_at": None,
+            "api_allowance": None,
+        },
+        {
+            "platform": "salesforce",
+            "configured": True,
+            "state": "unavailable",
+            "summary": "Salesforce unavailable since 2026-11-30 14:02:11 UTC, 12 waiting",
+            "breaker": "open",
+            "unavailable_since": "2026-11-30T14:02:11Z",
+            "next_probe_at": "2026-11-30T14:04:51Z",
+            "consecutive_failures": 5,
+            "waiting": 12,
+            "jobs_waiting": True,
+            "last_success_at": "2026-11-30T14:01:58Z",
+            "last_error": "503: Service Unavailable",
+            "last_error_at": "2026-11-30T14:02:11Z",
+            "api_allowance": {
+                "used": 15302,
+                "allowed": 100000,
+                "percent": 15.3,
+                "at": "2026-11-30T14:01:58Z",
+                "jobs_stop_at_percent": 75,
+                "deliveries_stop_at_percent": 95,
+            },
+        },
+    ]
+}
 IMPORT_IN = {"object": "Lead", "ids": ["00Q5g00000B3xYzEAJ", "00Q5g00000B3xZ0EAJ"]}
 JOB = {
     "id": 12,

@@ -7,6 +7,7 @@ from sqlalchemy import func, select, text
 
 from syncgate.api import examples
 from syncgate.api.examples import JSON, answers
+from syncgate.connections.status import connection_states, export_metrics
 from syncgate.delivery.models import Delivery, DeliveryStatus
 from syncgate.errors import is_store_outage
 from syncgate.metrics import OUTBOX_PENDING
@@ -85,6 +86,7 @@ async def metrics(request: Request) -> Response:
                 )
                 or 0
             )
+            export_metrics(await connection_states(session, request.app.state.settings))
     except Exception as error:
         if not is_store_outage(error):
             raise

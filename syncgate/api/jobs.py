@@ -11,15 +11,15 @@ from syncgate.api.deps import ADMIN_RESPONSES, AdminDep, SessionDep, SettingsDep
 from syncgate.api.examples import answers
 from syncgate.api.examples import body as request
 from syncgate.config import Settings
-from syncgate.errors import Conflict, NotFound, error_responses
-from syncgate.jobs.models import Job, JobKind, JobStatus
-from syncgate.platforms.connections import (
+from syncgate.connections.credentials import (
     HUBSPOT,
     SALESFORCE,
     how_to_connect,
     is_connected,
     not_connected,
 )
+from syncgate.errors import Conflict, NotFound, error_responses
+from syncgate.jobs.models import Job, JobKind, JobStatus
 from syncgate.sync.schemas import RowId
 from syncgate.sync.segments import get_segment
 

@@ -104,12 +104,13 @@ async def list_deliveries(
 
 
 def _revive(now: datetime) -> dict[str, Any]:
-    # A fresh set of attempts; the history of the earlier ones stays on the row.
+    # A fresh set of attempts and a fresh retry window; the earlier ones stay in the history.
     return {
         "status": DeliveryStatus.PENDING,
         "attempts": 0,
         "next_attempt_at": now,
         "lease_until": None,
+        "retrying_since": None,
     }
 
 

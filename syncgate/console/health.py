@@ -1,4 +1,5 @@
-"""Sync health (decisions, deliveries, latency), dead-delivery retry and the contact lookup."""
+"""Sync health (connections, decisions, deliveries, latency), dead-delivery retry and the
+contact lookup."""
 
 import math
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from sqlalchemy import func, or_, select
 from starlette.responses import Response
 
 from syncgate.api import operations
+from syncgate.connections.status import connection_states
 from syncgate.console import auth
 from syncgate.console.web import ConsoleRoute, Db, redirect, render
 from syncgate.delivery.models import Delivery, DeliveryStatus
@@ -213,6 +215,7 @@ async def health_page(request: Request, session: auth.SessionTicket, db: Db) -> 
             "title": "Sync health",
             "since": since,
             "now": now,
+            "connections": await connection_states(db, request.app.state.settings),
             "decisions": await _decision_table(db, since),
             "pending": await _pending(db),
             "dead": await _dead(db),

@@ -7,7 +7,7 @@ import hashlib
 import json
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from syncgate.api.deps import SessionDep
+from syncgate.connections.status import format_utc
 from syncgate.console import auth
 from syncgate.console.builder import Builder, Group, Row
 from syncgate.errors import AppError
@@ -61,9 +62,7 @@ def static_url(name: str) -> str:
 
 
 def format_time(moment: datetime | None) -> str:
-    if moment is None:
-        return "—"
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return "—" if moment is None else format_utc(moment)
 
 
 def format_seconds(seconds: float | None) -> str:

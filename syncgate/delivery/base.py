@@ -1,10 +1,11 @@
-"""What the Salesforce and HubSpot delivery steps share: claiming due deliveries with a lease,
-and settling each one as done, retried or dead after the platform answered."""
+"""What the Salesforce and HubSpot delivery steps share: the platform's breaker and allowance,
+claiming due deliveries with a lease, and settling each one as done, retried or dead after the
+platform answered."""
 
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
@@ -15,12 +16,16 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from syncgate.config import Settings
-from syncgate.db import transaction
+from syncgate.connections.breaker import Connection, Outcome
+from syncgate.connections.credentials import not_connected
+from syncgate.db import lost_a_conflict, transaction
 from syncgate.delivery.models import Delivery, DeliveryStatus, Target
+from syncgate.delivery.outbox import coalesce
 from syncgate.delivery.retry import retry_delay
 from syncgate.metrics import DELIVERIES, FORWARD_LATENCY
 from syncgate.models import utc_now
-from syncgate.platforms.connections import not_connected
+from syncgate.platforms.errors import PlatformError
+from syncgate.platforms.usage import ApiUsage
 from syncgate.sync.models import Contact
 
 log = logging.getLogger("syncgate.delivery")
@@ -32,6 +37,7 @@ HOLD_PARTIAL_BATCH = timedelta(seconds=0.5)
 # Without credentials, new pending deliveries get their "not connected" reason this often: a
 # write every poll would take SQLite's write lock twice a second for nothing.
 NOT_CONNECTED_EVERY_S = 5.0
+SETTLE_TRIES = 3
 
 
 @dataclass
@@ -41,6 +47,19 @@ class Result:
     transient: bool = False
     retry_after: float | None = None
     code: str | None = None
+    outage: bool = False  # the call as a whole failed: the breaker counts it
+
+    @classmethod
+    def failed(cls, error: PlatformError) -> "Result":
+        # An outage (refused credentials included) is the platform's state, not this delivery's:
+        # it waits for the platform instead of going dead.
+        return cls(
+            ok=False,
+            message=error.message,
+            transient=error.transient or error.outage,
+            retry_after=error.retry_after,
+            outage=error.outage,
+        )
 
 
 class Claim(Protocol):
@@ -49,8 +68,14 @@ class Claim(Protocol):
     attempts: int
 
 
+class PlatformClient(Protocol):
+    usage: ApiUsage | None
+
+    async def probe(self) -> None: ...
+
+
 ClaimT = TypeVar("ClaimT", bound=Claim)
-ClientT = TypeVar("ClientT")
+ClientT = TypeVar("ClientT", bound=PlatformClient)
 
 
 class Deliverer(ABC, Generic[ClaimT, ClientT]):
@@ -69,6 +94,7 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
         self.session_factory = session_factory
         self.client = client
         self._not_connected_marked_at = -NOT_CONNECTED_EVERY_S
+        self.connection = Connection(config, session_factory, self.target)
 
     @property
     def ready(self) -> bool:
@@ -109,20 +135,27 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
         if not self.ready:
             await self._mark_not_connected()
             return 0
-        if backlog and await self._worth_waiting():
+        assert self.client is not None
+        gate = await self.connection.gate()
+        if gate.probe:
+            await self.probe()
             return 0
-        claimed = await self._claim()
+        if not gate.deliveries or (backlog and await self._worth_waiting()):
+            return 0
+        claimed = await self._claim(with_jobs=gate.jobs)
         if not claimed:
             return 0
         try:
             results = await self.send(claimed)
         except Exception as error:
-            # Counted as a failed attempt, so max_attempts still ends it as dead instead of
+            # Counted as a failed attempt, so the retry window still ends it as dead instead of
             # leaving it in flight to be reclaimed forever.
             log.exception("sending to %s failed unexpectedly", self.target.value)
             failure = Result(ok=False, message=f"{type(error).__name__}: {error}", transient=True)
             results = {c.id: failure for c in claimed}
-        await self._settle(claimed, results)
+        await self._settle_until_it_sticks(claimed, results)
+        outcome, message = _outcome(results.values())
+        await self.connection.record(outcome, message, self.client.usage)
         return len(claimed)
 
     async def _mark_not_connected(self) -> None:
@@ -144,6 +177,20 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
                 .execution_options(synchronize_session=False)
             )
 
+    async def probe(self) -> bool:
+        """One cheap call that shows whether the platform answers, and reads its allowance."""
+        client = self.client
+        if client is None:
+            return False
+        try:
+            await client.probe()
+        except PlatformError as error:
+            outcome = Outcome.OUTAGE if error.outage else Outcome.ANSWERED
+            await self.connection.record(outcome, error.message, client.usage, probed=True)
+            return outcome is Outcome.ANSWERED
+        await self.connection.record(Outcome.ANSWERED, usage=client.usage, probed=True)
+        return True
+
     async def _worth_waiting(self) -> bool:
         """Whether a partial batch is young enough to wait for more records."""
         async with self.session_factory() as session:
@@ -162,39 +209,49 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
             oldest = oldest.replace(tzinfo=UTC)
         return bool(utc_now() - oldest < HOLD_PARTIAL_BATCH)
 
-    async def _claim(self) -> list[ClaimT]:
+    async def _claim(self, *, with_jobs: bool) -> list[ClaimT]:
         other = aliased(Delivery)
         async with transaction(self.session_factory) as session:
             now = utc_now()
-            live_sibling = exists().where(
+            # One record's deliveries go out one at a time and in the order they were queued:
+            # a newer one sent before an older one that waits for its retry would be overwritten.
+            blocking_sibling = exists().where(
                 other.contact_id == Delivery.contact_id,
                 other.target == Delivery.target,
-                other.id != Delivery.id,
-                other.status == DeliveryStatus.IN_FLIGHT,
-                other.lease_until > now,
+                or_(
+                    and_(
+                        other.id != Delivery.id,
+                        other.status == DeliveryStatus.IN_FLIGHT,
+                        other.lease_until > now,
+                    ),
+                    and_(other.id < Delivery.id, other.status == DeliveryStatus.PENDING),
+                ),
             )
-            due = (
-                await session.scalars(
-                    select(Delivery)
-                    .where(
-                        Delivery.target == self.target,
-                        or_(
-                            and_(
-                                Delivery.status == DeliveryStatus.PENDING,
-                                Delivery.next_attempt_at <= now,
-                            ),
-                            and_(
-                                Delivery.status == DeliveryStatus.IN_FLIGHT,
-                                Delivery.lease_until < now,
-                            ),
+            query = (
+                select(Delivery)
+                .where(
+                    Delivery.target == self.target,
+                    or_(
+                        and_(
+                            Delivery.status == DeliveryStatus.PENDING,
+                            Delivery.next_attempt_at <= now,
                         ),
-                        ~live_sibling,
-                    )
-                    .order_by(Delivery.id)
-                    .limit(self.batch_size)
-                    .with_for_update(skip_locked=True, of=Delivery)
+                        and_(
+                            Delivery.status == DeliveryStatus.IN_FLIGHT,
+                            Delivery.lease_until < now,
+                        ),
+                    ),
+                    ~blocking_sibling,
                 )
-            ).all()
+                .order_by(Delivery.id)
+                .limit(self.batch_size)
+                .with_for_update(skip_locked=True, of=Delivery)
+            )
+            if not with_jobs:  # the allowance is past the jobs' share: what they queued waits
+                query = query.where(
+                    or_(Delivery.source_event.is_(None), Delivery.source_event.not_like("job:%"))
+                )
+            due = (await session.scalars(query)).all()
             # A reclaimed delivery (its worker died) and a newer pending one of the same contact
             # are both due: send only the older, or an unlinked contact is created twice.
             first_per_contact: dict[int, Delivery] = {}
@@ -219,9 +276,24 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
             contacts = await _by_id(session, Contact, {row.contact_id for row in rows})
             return await self.prepare(session, [(row, contacts[row.contact_id]) for row in rows])
 
+    async def _settle_until_it_sticks(
+        self, claimed: list[ClaimT], results: Mapping[int, Result]
+    ) -> None:
+        # Losing a deadlock would leave the batch in flight until its lease runs out, and its
+        # results are still at hand: settle it again.
+        for attempt in range(1, SETTLE_TRIES + 1):
+            try:
+                await self._settle(claimed, results)
+                return
+            except Exception as error:
+                if attempt == SETTLE_TRIES or not lost_a_conflict(error):
+                    raise
+                log.warning("settling a %s batch lost a deadlock; again", self.target.value)
+
     async def _settle(self, claimed: list[ClaimT], results: Mapping[int, Result]) -> None:
         latencies: list[float] = []
         outcomes: list[str] = []
+        retried: list[Delivery] = []
         async with transaction(self.session_factory) as session:
             now = utc_now()
             deliveries = await _by_id(session, Delivery, {c.id for c in claimed})
@@ -257,11 +329,41 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
                     | ({"record": self.record_id(item, contact)} if result.ok else {})
                     | ({} if result.ok else {"error": result.message}),
                 ]
+                if outcome == "retry":
+                    retried.append(delivery)
+            await self._absorb_newer(session, retried)
             await self.after_settle(session, context)
         for latency in latencies:
             FORWARD_LATENCY.observe(latency)
         for outcome in outcomes:
             DELIVERIES.labels(self.target.value, outcome).inc()
+
+    async def _absorb_newer(self, session: AsyncSession, retried: list[Delivery]) -> None:
+        """A delivery going back to pending takes in the one queued for its record while it was
+        in flight (never sent: it waited for this one), newer values winning. So a record keeps
+        one pending delivery, and later changes coalesce into the one that goes out last."""
+        by_contact = {delivery.contact_id: delivery for delivery in retried}
+        if not by_contact:
+            return
+        newer = await session.scalars(
+            select(Delivery)
+            .where(
+                Delivery.contact_id.in_(by_contact),
+                Delivery.target == self.target,
+                Delivery.status == DeliveryStatus.PENDING,
+                Delivery.id.not_in([delivery.id for delivery in retried]),
+            )
+            .order_by(Delivery.id)
+            .with_for_update()
+        )
+        for sibling in newer.all():
+            coalesce(
+                by_contact[sibling.contact_id],
+                sibling.values,
+                sibling.first_received_at,
+                sibling.source_event,
+            )
+            await session.delete(sibling)
 
     def _apply(self, delivery: Delivery, item: ClaimT, result: Result, now: datetime) -> str:
         """Move the delivery to its next state; returns the outcome's name."""
@@ -270,10 +372,10 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
         if result.ok:
             delivery.status = DeliveryStatus.DONE
             delivery.delivered_at = now
-            delivery.last_error = None
+            delivery.last_error = delivery.retrying_since = None
             return "done"
         delivery.last_error = result.message
-        if result.transient and item.attempts < self.config.max_attempts:
+        if result.transient and self._may_retry(delivery, item, now):
             log.warning(
                 "%s delivery %s failed, will retry: %s",
                 self.target.value,
@@ -291,6 +393,24 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
         )
         delivery.status = DeliveryStatus.DEAD
         return "dead"
+
+    def _may_retry(self, delivery: Delivery, item: ClaimT, now: datetime) -> bool:
+        """Time, not count, ends a delivery: it retries for the window after its first failure
+        in a row; `max_attempts` only bounds that."""
+        delivery.retrying_since = delivery.retrying_since or now
+        window = timedelta(seconds=self.config.retry_window_seconds)
+        return item.attempts < self.config.max_attempts and now - delivery.retrying_since < window
+
+
+def _outcome(results: Iterable[Result]) -> tuple[Outcome, str | None]:
+    """What a batch says about the platform: a whole-call failure, an answer, or nothing (only
+    throttling, or an error of ours)."""
+    answered = False
+    for result in results:
+        if result.outage:
+            return Outcome.OUTAGE, result.message
+        answered = answered or result.ok or not result.transient or result.code is not None
+    return (Outcome.ANSWERED if answered else Outcome.NONE), None
 
 
 ModelT = TypeVar("ModelT", Delivery, Contact)

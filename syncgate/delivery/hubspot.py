@@ -10,12 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from syncgate.delivery.base import Deliverer, Result
 from syncgate.delivery.models import Delivery, Operation, Target
 from syncgate.models import utc_now
-from syncgate.platforms.hubspot.client import (
-    BatchResult,
-    HubSpotClient,
-    HubSpotError,
-    TransientError,
-)
+from syncgate.platforms.hubspot.client import BatchResult, HubSpotClient, HubSpotError
 from syncgate.sync.contacts import apply_properties
 from syncgate.sync.models import Contact
 from syncgate.sync.round_cache import RoundCache
@@ -84,28 +79,30 @@ class HubSpotDeliverer(Deliverer[Claimed, HubSpotClient]):
                 emails.add(email.lower())
                 item.values = {**item.values, "email": email}
                 upserts.append(item)
+        broken = None
         if updates:
             inputs = [(c.hubspot_id or "", c.values) for c in updates]
-            await self._call(results, updates, client.batch_update(inputs))
-        if upserts:
+            broken = await self._call(results, updates, client.batch_update(inputs))
+        if upserts and broken is not None and broken.outage:
+            # Down or out of allowance: the second call would only fail the same way.
+            results |= {c.id: broken for c in upserts}
+        elif upserts:
             await self._call(
                 results, upserts, client.batch_upsert_by_email([c.values for c in upserts])
             )
         return results
 
-    async def _call(self, results: dict[int, Result], chunk: list[Claimed], call: Any) -> None:
+    async def _call(
+        self, results: dict[int, Result], chunk: list[Claimed], call: Any
+    ) -> Result | None:
+        """One batch call; returns the failure when the call as a whole failed."""
         try:
             outcomes: list[BatchResult] = await call
         except HubSpotError as error:
-            retry_after = error.retry_after if isinstance(error, TransientError) else None
+            failure = Result.failed(error)
             for item in chunk:
-                results[item.id] = Result(
-                    ok=False,
-                    message=error.message,
-                    transient=isinstance(error, TransientError),
-                    retry_after=retry_after,
-                )
-            return
+                results[item.id] = failure
+            return failure
         for outcome in outcomes:
             item = chunk[outcome.index]
             if outcome.success:
@@ -116,6 +113,7 @@ class HubSpotDeliverer(Deliverer[Claimed, HubSpotClient]):
                 if outcome.existing_id:
                     message += f" (existing contact {outcome.existing_id})"
                 results[item.id] = Result(ok=False, message=message, transient=outcome.transient)
+        return None
 
     async def settle_context(
         self, session: AsyncSession, claimed: list[Claimed], contacts: Mapping[int, Contact]

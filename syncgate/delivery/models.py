@@ -49,6 +49,8 @@ class Delivery(TimestampMixin, Base):
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Since the first of the failed attempts in a row: the retry window counts from here.
+    retrying_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Every attempt's outcome, kept across manual retries.
     history: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     # When the earliest webhook that this delivery carries was received (latency metric).

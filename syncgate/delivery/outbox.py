@@ -31,6 +31,8 @@ async def enqueue(
             Delivery.target == target,
             Delivery.status == DeliveryStatus.PENDING,
         )
+        .order_by(Delivery.id.desc())  # the one that goes out last
+        .limit(1)
         .with_for_update()
     )
     if pending is None:

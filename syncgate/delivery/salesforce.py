@@ -13,11 +13,9 @@ from syncgate.config import Settings
 from syncgate.delivery.base import Deliverer, Result
 from syncgate.delivery.models import Delivery, Operation, Target
 from syncgate.platforms.salesforce.client import (
-    PermanentError,
     SalesforceClient,
     SalesforceError,
     SalesforceRecord,
-    TransientError,
 )
 from syncgate.sync.gate import salesforce_field, same_value
 from syncgate.sync.mapping import Mapping, load_mappings
@@ -142,7 +140,8 @@ class SalesforceDeliverer(Deliverer[Claimed, SalesforceClient]):
         try:
             found = await self._find_existing(client, unlinked, mappings)
         except SalesforceError as error:
-            failure = _result_of(error)
+            # One failed call, whatever the number of deliveries waiting on it.
+            failure = Result.failed(error)
             return {c.id: failure for c in claimed}
         owners = await self._owners({record.id for record in found.values()})
 
@@ -210,7 +209,7 @@ class SalesforceDeliverer(Deliverer[Claimed, SalesforceClient]):
                 "Lead", [c.record_id or "" for c in items], ["ConvertedContactId"]
             )
         except SalesforceError as error:
-            results |= {c.id: _result_of(error) for c in items}
+            results |= {c.id: Result.failed(error) for c in items}
             return
         targets = {
             item.id: str(lead.values.get("ConvertedContactId") or "")
@@ -286,7 +285,7 @@ class SalesforceDeliverer(Deliverer[Claimed, SalesforceClient]):
                     [(c.object_type, c.record_id or "", c.fields) for c in chunk]
                 )
         except SalesforceError as error:
-            failure = _result_of(error)
+            failure = Result.failed(error)
             for item in chunk:
                 results[item.id] = failure
             return failure
@@ -377,15 +376,6 @@ def _found_for(item: Claimed, found: dict[str, SalesforceRecord]) -> SalesforceR
 
 def _required_fields(object_type: str) -> tuple[str, ...]:
     return REQUIRED_LEAD_FIELDS if object_type == "Lead" else ("LastName",)
-
-
-def _result_of(error: SalesforceError) -> Result:
-    if isinstance(error, TransientError):
-        return Result(
-            ok=False, message=error.message, transient=True, retry_after=error.retry_after
-        )
-    assert isinstance(error, PermanentError | SalesforceError)
-    return Result(ok=False, message=error.message)
 
 
 def _chunks(items: list[Claimed]) -> list[list[Claimed]]:

@@ -11,6 +11,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from syncgate.config import Settings
+from syncgate.connections.budget import shared_hubspot_budget
 from syncgate.delivery.base import Deliverer
 from syncgate.delivery.hubspot import HubSpotDeliverer
 from syncgate.delivery.salesforce import SalesforceDeliverer
@@ -37,7 +38,8 @@ class Worker:
         self.config = config
         self.session_factory = session_factory
         self.http = httpx.AsyncClient(timeout=HTTP_TIMEOUT)
-        hubspot = HubSpotClient.from_settings(config, self.http)
+        budget = shared_hubspot_budget(config, session_factory)
+        hubspot = HubSpotClient.from_settings(config, self.http, budget)
         salesforce = SalesforceClient.from_settings(config, self.http)
         self.inbox = InboxProcessor(config, session_factory, hubspot)
         self.deliverers: list[Deliverer[Any, Any]] = [
@@ -72,12 +74,17 @@ class Worker:
                 )
                 loops.create_task(inbox)
                 for deliverer, woken in zip(self.deliverers, self._deliveries_woken, strict=True):
-                    send = partial(self._deliver, deliverer)
-                    name = deliverer.target.value
-                    loops.create_task(self._loop(name, send, woken, full=deliverer.batch_size))
+                    loops.create_task(self._deliveries(deliverer, woken))
                 loops.create_task(self._loop("jobs", self.jobs.run_once, asyncio.Event(), full=1))
         finally:
             await self.http.aclose()
+
+    async def _deliveries(self, deliverer: Deliverer[Any, Any], woken: asyncio.Event) -> None:
+        name = deliverer.target.value
+        # Before the first batch: does the platform answer, and how much allowance is left?
+        await self._step(f"{name} probe", deliverer.probe)
+        send = partial(self._deliver, deliverer)
+        await self._loop(name, send, woken, full=deliverer.batch_size)
 
     async def _deliver(self, deliverer: Deliverer[Any, Any]) -> int:
         return await deliverer.run_once(backlog=self.inbox_has_backlog)

@@ -212,7 +212,8 @@ class InboxProcessor:
 
     def _postpone(self, event: InboxEvent, attempts: int, error: str) -> None:
         event.last_error = error[:2000]
-        if attempts >= self.config.max_attempts:
+        window = timedelta(seconds=self.config.retry_window_seconds)
+        if attempts >= self.config.max_attempts or utc_now() - event.received_at >= window:
             event.status = InboxStatus.FAILED
         else:
             event.next_attempt_at = utc_now() + retry_delay(self.config, attempts)

@@ -8,6 +8,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from syncgate.config import Settings
+from syncgate.connections.breaker import Connection, Outcome
 from syncgate.db import transaction
 from syncgate.delivery.retry import retry_delay
 from syncgate.jobs.backfill import backfill_chunk
@@ -16,15 +17,20 @@ from syncgate.jobs.models import Job, JobKind, JobStatus
 from syncgate.jobs.resync import resync_chunk
 from syncgate.logging import log_context
 from syncgate.models import utc_now
+from syncgate.platforms.errors import PlatformError
 from syncgate.platforms.hubspot.client import HubSpotClient
-from syncgate.platforms.hubspot.client import TransientError as HubSpotTransient
 from syncgate.platforms.salesforce.client import SalesforceClient
-from syncgate.platforms.salesforce.client import TransientError as SalesforceTransient
 
 log = logging.getLogger("syncgate.jobs")
 
 # A chunk takes seconds; a job whose worker died is picked up again after this.
 LEASE = timedelta(seconds=120)
+# The platform whose API a job's work spends (what it reads, or what its deliveries write).
+JOB_PLATFORMS = {
+    JobKind.SEGMENT_RESYNC: "salesforce",
+    JobKind.SALESFORCE_IMPORT: "salesforce",
+    JobKind.HUBSPOT_BACKFILL: "hubspot",
+}
 
 Chunk = Callable[[int], Awaitable[bool]]
 
@@ -41,6 +47,11 @@ class JobRunner:
         self.session_factory = session_factory
         self.hubspot = hubspot
         self.salesforce = salesforce
+        self.clients = {"hubspot": hubspot, "salesforce": salesforce}
+        self.connections = {
+            platform: Connection(config, session_factory, platform)
+            for platform in ("hubspot", "salesforce")
+        }
         self.retries: dict[int, int] = {}
 
     def _chunk(self, kind: str) -> Chunk:
@@ -76,28 +87,36 @@ class JobRunner:
         if claimed is None:
             return 0
         job_id, kind = claimed
+        platform = JOB_PLATFORMS[JobKind(kind)]
+        connection = self.connections[platform]
         with log_context(job_id=job_id, job_kind=kind):
+            if not (await connection.gate(take_probe=False)).jobs:
+                # The platform is down or its allowance is past the jobs' share: look again later.
+                log.info("job waits: %s is unavailable or past the jobs' API share", platform)
+                wait = timedelta(seconds=self.config.breaker_probe_seconds)
+                await self._update(job_id, lease_until=utc_now() + wait)
+                return 0
             try:
                 finished = await self._chunk(kind)(job_id)
-            except (HubSpotTransient, SalesforceTransient) as error:
+            except PlatformError as error:
+                if not (error.transient or error.outage):
+                    await self._fail(job_id, error)
+                    return 1
                 attempt = self.retries[job_id] = self.retries.get(job_id, 0) + 1
                 log.warning("job paused after a transient error: %s", error)
+                outcome = Outcome.OUTAGE if error.outage else Outcome.NONE
+                await self._record(connection, platform, outcome, error.message)
                 await self._update(
                     job_id,
                     lease_until=utc_now() + retry_delay(self.config, attempt, error.retry_after),
                 )
                 return 1
             except Exception as error:
-                log.exception("job failed")
-                await self._update(
-                    job_id,
-                    status=JobStatus.FAILED,
-                    error=f"{type(error).__name__}: {error}"[:2000],
-                    finished_at=utc_now(),
-                    lease_until=None,
-                )
+                await self._fail(job_id, error)
                 return 1
         self.retries.pop(job_id, None)
+        if kind != JobKind.SEGMENT_RESYNC:  # a resync only queues deliveries
+            await self._record(connection, platform, Outcome.ANSWERED)
         if finished:
             await self._update(
                 job_id, status=JobStatus.DONE, finished_at=utc_now(), lease_until=None
@@ -105,6 +124,22 @@ class JobRunner:
         else:
             await self._update(job_id, lease_until=None)
         return 1
+
+    async def _record(
+        self, connection: Connection, platform: str, outcome: Outcome, message: str | None = None
+    ) -> None:
+        client = self.clients[platform]
+        await connection.record(outcome, message, client.usage if client else None)
+
+    async def _fail(self, job_id: int, error: Exception) -> None:
+        log.exception("job failed")
+        await self._update(
+            job_id,
+            status=JobStatus.FAILED,
+            error=f"{type(error).__name__}: {error}"[:2000],
+            finished_at=utc_now(),
+            lease_until=None,
+        )
 
     async def _update(self, job_id: int, **values: object) -> None:
         async with transaction(self.session_factory) as session:

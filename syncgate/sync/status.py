@@ -6,8 +6,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from syncgate.config import Settings
-from syncgate.delivery.models import Delivery, DeliveryStatus
-from syncgate.platforms.connections import (
+from syncgate.connections.credentials import (
     HUBSPOT,
     PLATFORM_NAMES,
     SALESFORCE,
@@ -15,6 +14,7 @@ from syncgate.platforms.connections import (
     is_connected,
     not_connected,
 )
+from syncgate.delivery.models import Delivery, DeliveryStatus
 from syncgate.sync.filters import parse_filter, why_not
 from syncgate.sync.models import Contact, DecisionRecord, Segment
 from syncgate.sync.preferences import load_settings

@@ -8,7 +8,7 @@ import pytest
 from support.api import Seed
 
 from syncgate.config import Settings
-from syncgate.platforms.connections import hubspot_configured, salesforce_configured
+from syncgate.connections.credentials import HUBSPOT, SALESFORCE, is_connected
 from syncgate.platforms.hubspot.client import HubSpotClient
 from syncgate.platforms.salesforce.client import SalesforceClient
 
@@ -78,5 +78,5 @@ async def test_connected_means_the_platform_client_exists(given: dict[str, str])
     async with httpx.AsyncClient() as http:
         hubspot = HubSpotClient.from_settings(settings, http)
         salesforce = SalesforceClient.from_settings(settings, http)
-    assert hubspot_configured(settings) == (hubspot is not None)
-    assert salesforce_configured(settings) == (salesforce is not None)
+    assert is_connected(settings, HUBSPOT) == (hubspot is not None)
+    assert is_connected(settings, SALESFORCE) == (salesforce is not None)

@@ -1,7 +1,7 @@
 """Chaos: flaky platforms, a service killed with SIGKILL three times, thousands of changes.
 
-The fakes fail a seeded ~20 % of API calls (429 with Retry-After, 500, 503, and "timeouts":
-the platform applies the call but its answer never arrives), a few more calls are slow, and
+The fakes answer a seeded quarter of API calls with 429 (Retry-After), 500 or 503, a few more
+are "timeouts" (the platform applies the call but its answer never arrives) or slow, and
 the service is SIGKILLed three times while HubSpot keeps sending. The sender redelivers what
 was not acknowledged, as HubSpot does, and also sends duplicates and events out of order.
 When the outbox is drained, Salesforce must hold exactly the final values of every contact in
@@ -39,7 +39,7 @@ CONTACTS = 200  # contacts known only from property-change events (about 11 even
 CREATED = 30  # contacts announced by contact.creation (the service reads them from HubSpot)
 BATCH = 60  # events per webhook call
 KILLS = 3
-FAIL_RATE = 0.15  # 429/500/503 from the fakes' own fault injection (Retry-After: 1)
+FAIL_RATE = 0.25  # 429/500/503 from the fakes' own fault injection (Retry-After: 1)
 LOST_RATE = 0.05  # the platform applies the call, the answer is lost (a timeout)
 SLOW_RATE = 0.05  # answered after 0.2-1 s
 
@@ -164,10 +164,12 @@ def chaos_service(
     env = {
         **platform_env,
         "SYNCGATE_DATABASE_URL": database_url,
-        # Every fault is transient: retry soon, and often enough that none goes dead by chance.
+        # Every fault is transient: retry soon. The default retry window and attempt bound
+        # apply: no delivery may go dead however many of its attempts a fault hits.
         "SYNCGATE_RETRY_BASE_SECONDS": "0.1",
         "SYNCGATE_RETRY_MAX_SECONDS": "1",
-        "SYNCGATE_MAX_ATTEMPTS": "60",
+        "SYNCGATE_BREAKER_PROBE_SECONDS": "0.5",
+        "SYNCGATE_BREAKER_PROBE_MAX_SECONDS": "2",
     }
     service = Service(env, tmp_path)
     yield service
@@ -271,6 +273,13 @@ def test_chaos_every_allowed_change_arrives_once_and_nothing_else(
         drained = wait_drained(sync_engine, timeout=30)
         assert drained.deliveries_dead == 0
         check_hubspot(workload, hubspot, sent_to_hubspot)
+        connections = service.api.get("/api/connections").json()["items"]
+        assert {c["platform"]: c["state"] for c in connections} == {
+            "hubspot": "available",
+            "salesforce": "available",
+        }
+        logs = "".join(p.read_text(errors="replace") for p in tmp_path.glob("run*/*.log"))
+        print(f"breaker opened {logs.count('unavailable since')} times")
         print(
             f"done after {time.monotonic() - began:.0f} s; faults: "
             f"Salesforce {sum(r.faulted for r in salesforce.requests)} answered, "

@@ -3,6 +3,7 @@
 import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -10,9 +11,11 @@ from delivery.harness import Env, change, event, now_ms
 from fakes.salesforce import FakeSalesforce
 from prometheus_client import REGISTRY
 from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
 
 from syncgate.db import transaction
 from syncgate.delivery.models import Delivery
+from syncgate.delivery.salesforce import SalesforceDeliverer
 from syncgate.models import utc_now
 from syncgate.sync.mapping import Mapping
 from syncgate.sync.models import SyncRule
@@ -366,3 +369,58 @@ async def test_delivery_outcomes_and_forward_latency_are_counted(env: Env) -> No
     after = counts()
     assert tuple(a - b for a, b in zip(after, before, strict=True)) == (2, 1, 1, 2)
     assert sample("syncgate_forward_latency_seconds_sum") > 0
+
+
+async def test_a_change_queued_while_a_delivery_was_failing_is_not_overwritten_by_its_retry(
+    env: Env,
+) -> None:
+    hubspot_id, record_id = await linked_contact(env, "order@example.com")
+    await queue_change(env, hubspot_id, "Old")
+    env.salesforce.clear_log()
+    env.salesforce.delay_next(0.5, path="/composite/")
+    env.salesforce.fail_next(1, status=503, path="/composite/")
+    failing = asyncio.create_task(env.deliver_once())
+    for _ in range(100):  # until Salesforce holds the failing write
+        if env.salesforce.requests_to("/composite/"):
+            break
+        await asyncio.sleep(0.01)
+    await env.send(change(hubspot_id, "firstname", "New", occurredAt=now_ms() + 5000))
+    await env.process()  # queued while the first delivery is in flight
+    await failing
+
+    await env.deliver()  # whatever is due now
+    await env.make_due()
+    await env.deliver()
+
+    assert (env.salesforce.get(record_id) or {})["FirstName"] == "New"
+    pending_or_done = [d for d in await env.deliveries() if d.values.get("firstname")]
+    assert [(d.status, d.values["firstname"]) for d in pending_or_done] == [("done", "New")]
+
+
+class DeadlockDetected(Exception):
+    sqlstate = "40P01"
+
+
+async def test_a_settle_that_loses_a_deadlock_is_settled_again(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hubspot_id = env.hubspot.add_contact(email="deadlock@example.com", lastname="Lock")
+    await env.send(event("contact.creation", hubspot_id))
+    await env.process()
+    settle = SalesforceDeliverer._settle
+    calls = 0
+
+    async def loses_once(self: SalesforceDeliverer, *args: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise OperationalError("SELECT … FOR UPDATE", {}, DeadlockDetected())
+        await settle(self, *args)
+
+    monkeypatch.setattr(SalesforceDeliverer, "_settle", loses_once)
+
+    assert await env.deliver_once() == 1
+
+    [delivery] = await env.deliveries()
+    assert (delivery.status, delivery.attempts, calls) == ("done", 1, 2)
+    assert len(env.salesforce.find_by_email("deadlock@example.com")) == 1

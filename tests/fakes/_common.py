@@ -115,6 +115,7 @@ class FakePlatform:
         self._writes: list[WriteCall] = []
         self._faults: list[FaultRule] = []
         self._chaos: ChaosRule | None = None
+        self._down: int | None = None  # every request, token endpoint included, gets this status
 
     # -- platform specifics (overridden) ---------------------------------------------------------
 
@@ -195,11 +196,22 @@ class FakePlatform:
             )
             return self._chaos
 
+    def go_down(self, status: int = 503) -> None:
+        """The whole platform is down (a maintenance window): every request, the token endpoint
+        included, is answered with ``status`` and the platform's body, until ``come_back()``."""
+        with self.lock:
+            self._down = status
+
+    def come_back(self) -> None:
+        with self.lock:
+            self._down = None
+
     def clear_faults(self) -> None:
         """Drop every pending fault, delay and chaos rule (platform-specific rules included)."""
         with self.lock:
             self._faults.clear()
             self._chaos = None
+            self._down = None
 
     # -- inspection ------------------------------------------------------------------------------
 
@@ -261,6 +273,9 @@ class FakePlatform:
     def _decide_fault(self, entry: RecordedRequest) -> _FaultDecision:
         is_api = self.is_api_path(entry.path)
         with self.lock:
+            if self._down is not None:
+                entry.faulted = True
+                return _FaultDecision(0.0, self._fault_response(self._down, None, {}))
             delay = 0.0
             for rule in self._faults:
                 if not rule.matches(entry.method, entry.path, is_api):

@@ -210,7 +210,8 @@ class FakeHubSpot(FakePlatform):
     ``lowercase_emails``: HubSpot stores email addresses in lower case.
     ``shuffle_batch_results``: batch results come back in no particular order, as on HubSpot.
     ``search_lag``: seconds before a created/updated contact shows (as changed) in search.
-    ``burst_limit`` / ``daily_limit``: enforce the 10-second and daily limits (429 + headers).
+    ``burst_limit`` / ``daily_limit``: enforce the 10-second and daily limits (429 + headers);
+    ``burst_window`` shortens the 10 seconds for quick tests.
     """
 
     token_path = "/oauth/v1/token"
@@ -228,6 +229,7 @@ class FakeHubSpot(FakePlatform):
         shuffle_batch_results: bool = True,
         search_lag: float = 0.0,
         burst_limit: int | None = None,
+        burst_window: float = 10.0,
         daily_limit: int | None = None,
         extra_properties: Iterable[str] = (),
         unique_properties: Iterable[str] = (),
@@ -244,6 +246,7 @@ class FakeHubSpot(FakePlatform):
         self.shuffle_batch_results = shuffle_batch_results
         self.search_lag = search_lag
         self.burst_limit = burst_limit
+        self.burst_window = burst_window
         self.daily_limit = daily_limit
         self.properties = set(DEFAULT_PROPERTIES) | set(extra_properties)
         self.unique_properties = {"email", *unique_properties}
@@ -640,12 +643,14 @@ class FakeHubSpot(FakePlatform):
                         self.daily_limit - self._daily_used
                     )
             if self.burst_limit is not None and not search:
-                while self._burst and self._burst[0] <= now - 10:
+                while self._burst and self._burst[0] <= now - self.burst_window:
                     self._burst.popleft()
                 if len(self._burst) >= self.burst_limit:
                     return JSONResponse(rate_limit_body(), status_code=429), {}
                 self._burst.append(now)
-                headers["X-HubSpot-RateLimit-Interval-Milliseconds"] = "10000"
+                headers["X-HubSpot-RateLimit-Interval-Milliseconds"] = str(
+                    int(self.burst_window * 1000)
+                )
                 headers["X-HubSpot-RateLimit-Max"] = str(self.burst_limit)
                 headers["X-HubSpot-RateLimit-Remaining"] = str(self.burst_limit - len(self._burst))
         return None, headers

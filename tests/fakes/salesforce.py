@@ -3,8 +3,8 @@
 Behaviour follows reference/salesforce.md §3-§4: 18-character ids (``00Q`` Lead, ``003`` Contact),
 system timestamps, the JSON-array error envelope (``errorCode``) for single-record calls and
 per-record results (``statusCode``) for sObject Collections, ``allOrNone``, the 200-record limit,
-401 ``INVALID_SESSION_ID`` once tokens are expired, 403 ``REQUEST_LIMIT_EXCEEDED`` and a strict
-SOQL subset (see ``soql.py``).
+401 ``INVALID_SESSION_ID`` once tokens are expired, 403 ``REQUEST_LIMIT_EXCEEDED``, the daily
+allocation in ``Sforce-Limit-Info`` and ``/limits``, and a strict SOQL subset (see ``soql.py``).
 
     sf = FakeSalesforce()
     with running(create_salesforce_app(sf)) as server:
@@ -454,6 +454,11 @@ class FakeSalesforce(FakePlatform):
             operations=("update",),
         )
 
+    def use_api(self, requests: int) -> None:
+        """Set the org's daily API usage (what ``Sforce-Limit-Info`` and ``/limits`` report)."""
+        with self.lock:
+            self.api_usage = requests
+
     def request_limit_exceeded(self, n: int = 1) -> None:
         """The next ``n`` API calls get 403 REQUEST_LIMIT_EXCEEDED (the org's daily allocation)."""
         self.fail_next(n, status=403, body=LIMIT_EXCEEDED)
@@ -866,7 +871,7 @@ class FakeSalesforce(FakePlatform):
             "issued_at": issued_at,
         }
 
-    def _authorize(self, request: Request) -> Response | None:
+    def _authorize(self, request: Request, *, counted: bool = True) -> Response | None:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         with self.lock:
@@ -876,8 +881,23 @@ class FakeSalesforce(FakePlatform):
                 )
             if self.api_usage >= self.daily_api_limit:
                 return self._reply(403, LIMIT_EXCEEDED)
-            self.api_usage += 1
+            if counted:
+                self.api_usage += 1
         return None
+
+    def _limits(self) -> Response:
+        """The ``/limits`` resource: the daily allocation among others (not counted itself)."""
+        with self.lock:
+            remaining = max(self.daily_api_limit - self.api_usage, 0)
+            daily = {"Max": self.daily_api_limit, "Remaining": remaining}
+        return self._reply(
+            200,
+            {
+                "DailyApiRequests": daily,
+                "DailyBulkApiBatches": {"Max": 15000, "Remaining": 15000},
+                "ConcurrentAsyncGetReportInstances": {"Max": 200, "Remaining": 200},
+            },
+        )
 
     def _reply(self, status: int, body: Any = None) -> Response:
         with self.lock:
@@ -1147,6 +1167,12 @@ def create_salesforce_app(fake: FakeSalesforce) -> ASGIApp:
     @app.get("/services/data/")
     async def versions() -> Response:
         return JSONResponse(fake._versions())
+
+    @app.get("/services/data/v{version}/limits")
+    @app.get("/services/data/v{version}/limits/")
+    async def limits(request: Request, version: str) -> Response:
+        denied = fake._authorize(request, counted=False) or fake._check_version(version)
+        return denied or fake._limits()
 
     @app.get("/services/data/v{version}/query")
     @app.get("/services/data/v{version}/query/")

@@ -1,8 +1,9 @@
 """HubSpot CRM v3 contacts client: the seam the worker calls (CONTRACT §8, reference §3).
 
 Errors split into `TransientError` (retry later, honouring `retry_after`) and `PermanentError`
-(retrying cannot help). Every request first waits on a `RequestBudget`, so the service stays
-under HubSpot's burst, search and daily limits instead of learning them from 429s.
+(retrying cannot help); `outage` marks the failures that every other call would share. Every
+request first waits on a `RequestBudget`, so the service stays under HubSpot's burst, search and
+daily limits instead of learning them from 429s.
 """
 
 from __future__ import annotations
@@ -12,15 +13,17 @@ import json
 import math
 import re
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 from urllib.parse import quote
 
 import httpx
+
+from syncgate.platforms.errors import PlatformError
+from syncgate.platforms.usage import ApiUsage
 
 if TYPE_CHECKING:
     from syncgate.config import Settings
@@ -33,8 +36,10 @@ __all__ = [
     "HubSpotContact",
     "HubSpotError",
     "PermanentError",
+    "RateWindow",
     "RequestBudget",
     "TransientError",
+    "Window",
     "retry_after_seconds",
 ]
 
@@ -52,24 +57,19 @@ _TRANSIENT_CATEGORIES: Final = frozenset(
 )
 
 
-class HubSpotError(Exception):
+class HubSpotError(PlatformError):
     """A HubSpot call failed; `message` holds no credentials and is safe to store."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class TransientError(HubSpotError):
     """Retry later (429, 423, 477, 5xx, timeouts, network); wait `retry_after` s when set."""
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+    transient = True
 
 
 class PermanentError(HubSpotError):
-    """Retrying cannot help: validation, permissions, credentials rejected after one renewal."""
+    """Retrying cannot help by itself: validation, permissions, credentials rejected after one
+    renewal (those are an `outage`: they stop every call until someone fixes them)."""
 
 
 @dataclass(frozen=True)
@@ -101,23 +101,58 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class _Lane:
-    """A rolling window of request start times, with its own pause and queue."""
+@dataclass
+class RateWindow:
+    """At most `limit` requests in any `seconds`: the start times of those still in the window,
+    and a pause (e.g. after a 429). Plain data, so it can live in memory or in the database."""
 
-    def __init__(self, limit: int, window: float) -> None:
-        if limit < 1 or window <= 0:
+    limit: int
+    seconds: float
+    sent: list[float] = field(default_factory=list)
+    paused_until: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.limit < 1 or self.seconds <= 0:
             raise ValueError("a rate window needs a positive limit and duration")
-        self.limit = limit
-        self.window = window
-        self.sent: deque[float] = deque()
-        self.paused_until = 0.0
-        self.lock = asyncio.Lock()
 
-    def wait(self, now: float) -> float:
+    def reserve(self, now: float) -> float:
+        """Take a slot at `now` and return 0, or return how many seconds until one frees."""
         # The epsilon stops float rounding from leaving a slot "busy" for a few ulps forever.
-        while self.sent and self.sent[0] + self.window <= now + 1e-9:
-            self.sent.popleft()
-        return 0.0 if len(self.sent) < self.limit else self.sent[0] + self.window - now
+        self.sent = [t for t in self.sent if t + self.seconds > now + 1e-9]
+        wait = self.paused_until - now
+        if len(self.sent) >= self.limit:
+            wait = max(wait, min(self.sent) + self.seconds - now)
+        if wait > 0:
+            return wait
+        self.sent.append(now)
+        return 0.0
+
+    def pause(self, until: float) -> None:
+        self.paused_until = max(self.paused_until, until)
+
+
+class Window(Protocol):
+    """A rate window the budget draws from: this process's own, or one shared by all workers."""
+
+    async def reserve(self) -> float:
+        """Take a slot now and return 0, or return how many seconds until one frees."""
+
+    async def pause(self, seconds: float) -> None:
+        """Hold every request back for `seconds`."""
+
+
+class LocalWindow:
+    """A rate window kept in this process, on the budget's clock."""
+
+    def __init__(self, limit: int, seconds: float, clock: Callable[[], float]) -> None:
+        self.window = RateWindow(limit, seconds)
+        self._clock = clock
+
+    async def reserve(self) -> float:
+        return self.window.reserve(self._clock())
+
+    async def pause(self, seconds: float) -> None:
+        self.window.pause(self._clock() + max(seconds, 0.0))
 
 
 class RequestBudget:
@@ -127,7 +162,9 @@ class RequestBudget:
     burst limit; OAuth apps get 110, Pro/Enterprise 190), search 5 per second in its own lane, and
     250,000 requests per UTC day (the lowest daily limit). Waits up to `max_wait` seconds are
     slept through; a longer wait (a daily pause) raises `TransientError` so the caller reschedules.
-    The budget is per process: with several workers, divide `per_window` between them.
+    The burst window is this process's own unless `burst` is given: the worker passes one kept in
+    the database, so that all workers together stay under HubSpot's limit (searches and the daily
+    cap stay per process).
     """
 
     def __init__(
@@ -140,12 +177,14 @@ class RequestBudget:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         utcnow: Callable[[], datetime] = _utcnow,
+        burst: Window | None = None,
     ) -> None:
-        self._main = _Lane(per_window, window_seconds)
-        self._search = _Lane(search_per_second, 1.0)
+        self._main: Window = burst or LocalWindow(per_window, window_seconds, clock)
+        self._search = LocalWindow(search_per_second, 1.0, clock)
+        # Callers in this process queue up in turn instead of all sleeping and racing.
+        self._locks = {False: asyncio.Lock(), True: asyncio.Lock()}
         self._daily_limit = daily_limit
         self._max_wait = max_wait
-        self._clock = clock
         self._sleep = sleep
         self.utcnow = utcnow
         self._day: date | None = None
@@ -159,7 +198,7 @@ class RequestBudget:
     async def acquire(self, *, search: bool = False) -> None:
         """Wait for a free slot; raise TransientError when that is more than `max_wait` away."""
         lane = self._search if search else self._main
-        async with lane.lock:
+        async with self._locks[search]:
             while True:
                 now_utc = self.utcnow()
                 if self._day != now_utc.date():
@@ -168,24 +207,24 @@ class RequestBudget:
                     raise TransientError(
                         "daily HubSpot request budget used up",
                         retry_after=_seconds_until(now_utc, _next_midnight(now_utc)),
+                        outage=True,
                     )
-                now = self._clock()
-                wait = max(lane.paused_until - now, lane.wait(now))
+                wait = await lane.reserve()
                 if wait <= 0:
-                    lane.sent.append(now)
                     self._day_count += 1
                     return
                 if wait > self._max_wait:
+                    # Only a pause HubSpot asked for is this long (its daily limit): an outage.
                     raise TransientError(
-                        f"HubSpot requests paused for {wait:.0f} s", retry_after=wait
+                        f"HubSpot requests paused for {wait:.0f} s", retry_after=wait, outage=True
                     )
                 await self._sleep(wait)
 
-    def pause(self, seconds: float, *, search_only: bool = False) -> None:
+    async def pause(self, seconds: float, *, search_only: bool = False) -> None:
         """Hold every request (or only searches) back for `seconds`, e.g. after a 429."""
-        until = self._clock() + max(seconds, 0.0)
-        for lane in (self._search,) if search_only else (self._main, self._search):
-            lane.paused_until = max(lane.paused_until, until)
+        await self._search.pause(seconds)
+        if not search_only:
+            await self._main.pause(seconds)
 
 
 class HubSpotClient:
@@ -202,16 +241,33 @@ class HubSpotClient:
         self._http = http
         self._base = api_base.rstrip("/")
         self.budget = budget or RequestBudget()
+        # The daily allowance, when HubSpot reports it (static-token apps get the headers).
+        self.usage: ApiUsage | None = None
+
+    @staticmethod
+    def is_configured(settings: Settings) -> bool:
+        """Whether credentials for HubSpot's API are set."""
+        from syncgate.platforms.hubspot.oauth import HubSpotAuth
+
+        return HubSpotAuth.is_configured(settings)
 
     @classmethod
-    def from_settings(cls, settings: Settings, http: httpx.AsyncClient) -> HubSpotClient | None:
+    def from_settings(
+        cls, settings: Settings, http: httpx.AsyncClient, budget: RequestBudget | None = None
+    ) -> HubSpotClient | None:
         """A client from SYNCGATE_HUBSPOT_*, or None when no credentials are configured."""
         from syncgate.platforms.hubspot.oauth import (
             HubSpotAuth,  # oauth imports this module's errors
         )
 
         auth = HubSpotAuth.from_settings(settings, http)
-        return None if auth is None else cls(auth, http, str(settings.hubspot_api_base))
+        if auth is None:
+            return None
+        return cls(auth, http, str(settings.hubspot_api_base), budget)
+
+    async def probe(self) -> None:
+        """One cheap call: a single contact of the first page."""
+        await self.list_contacts(["email"], limit=1)
 
     async def get_contact(
         self, contact_id: str, properties: Sequence[str]
@@ -489,31 +545,35 @@ class HubSpotClient:
                     headers={"Authorization": f"Bearer {token}"},
                 )
             except httpx.TimeoutException:
-                raise TransientError(f"HubSpot {method} {path} timed out") from None
+                raise TransientError(f"HubSpot {method} {path} timed out", outage=True) from None
             except httpx.TransportError as error:
                 raise TransientError(
-                    f"HubSpot {method} {path} failed: {type(error).__name__}"
+                    f"HubSpot {method} {path} failed: {type(error).__name__}", outage=True
                 ) from None
+            if usage := _api_usage(response.headers):
+                self.usage = usage
             status = response.status_code
             if status == 401:
                 detail = self._detail(response)
                 if not self._auth.renewable:
                     raise PermanentError(
                         f"HubSpot rejected the access token ({detail}); "
-                        "replace SYNCGATE_HUBSPOT_ACCESS_TOKEN"
+                        "replace SYNCGATE_HUBSPOT_ACCESS_TOKEN",
+                        outage=True,
                     )
                 if renewed:
                     raise PermanentError(
-                        f"HubSpot rejected the access token even after renewal ({detail})"
+                        f"HubSpot rejected the access token even after renewal ({detail})",
+                        outage=True,
                     )
                 await self._auth.renew(token)
                 renewed = True
                 continue
             if status in ok:
                 return response
-            raise self._failure(response, search=search)
+            raise await self._failure(response, search=search)
 
-    def _failure(self, response: httpx.Response, *, search: bool) -> HubSpotError:
+    async def _failure(self, response: httpx.Response, *, search: bool) -> HubSpotError:
         status = response.status_code
         detail = self._detail(response)
         now = self.budget.utcnow()
@@ -523,16 +583,19 @@ class HubSpotClient:
             if retry_after is None:
                 retry_after = _rate_limit_wait(policy, response.headers, now, search=search)
             burst_or_daily = policy in ("DAILY", "TEN_SECONDLY_ROLLING")
-            self.budget.pause(retry_after, search_only=search and not burst_or_daily)
+            await self.budget.pause(retry_after, search_only=search and not burst_or_daily)
             return TransientError(
                 f"HubSpot rate limit ({policy or 'unknown policy'}): {detail}",
                 retry_after=retry_after,
+                outage=policy == "DAILY",
             )
         if status == 423:
             # "Locks will last for 2 seconds ... include a delay of at least 2 seconds".
             return TransientError(f"HubSpot 423: {detail}", retry_after=max(retry_after or 0, 2.0))
         if status == 477 or status >= 500:
-            return TransientError(f"HubSpot {status}: {detail}", retry_after=retry_after)
+            return TransientError(
+                f"HubSpot {status}: {detail}", retry_after=retry_after, outage=True
+            )
         return PermanentError(f"HubSpot {status}: {detail}")
 
     def _detail(self, response: httpx.Response) -> str:
@@ -566,6 +629,14 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max((when - (now or _utcnow())).total_seconds(), 0.0)
+
+
+def _api_usage(headers: httpx.Headers) -> ApiUsage | None:
+    allowed = headers.get("X-HubSpot-RateLimit-Daily", "")
+    remaining = headers.get("X-HubSpot-RateLimit-Daily-Remaining", "")
+    if not (allowed.isdigit() and remaining.isdigit()):
+        return None
+    return ApiUsage(max(int(allowed) - int(remaining), 0), int(allowed), _utcnow())
 
 
 def _rate_limit_wait(policy: str, headers: httpx.Headers, now: datetime, *, search: bool) -> float:

@@ -73,6 +73,16 @@ class HubSpotAuth:
         app = _OAuthApp(http, api_base.rstrip("/") + TOKEN_PATH, client_id, client_secret)
         return cls(app=app, refresh_token=refresh_token, clock=clock)
 
+    @staticmethod
+    def is_configured(settings: Settings) -> bool:
+        """Whether the refresh flow or a static token is configured."""
+        refresh_flow = (
+            settings.hubspot_client_id
+            and settings.hubspot_client_secret
+            and settings.hubspot_refresh_token
+        )
+        return bool(refresh_flow or settings.hubspot_access_token)
+
     @classmethod
     def from_settings(cls, settings: Settings, http: httpx.AsyncClient) -> HubSpotAuth | None:
         """The refresh flow when fully configured, else the static token, else None."""
@@ -115,7 +125,7 @@ class HubSpotAuth:
     async def renew(self, stale_token: str) -> str:
         """Replace a rejected token; concurrent callers holding the same one share one renewal."""
         if self._app is None:
-            raise PermanentError("HubSpot rejected the static access token")
+            raise PermanentError("HubSpot rejected the static access token", outage=True)
         async with self._lock:
             if self._token is not None and self._token != stale_token:
                 return self._token
@@ -143,21 +153,27 @@ class HubSpotAuth:
         try:
             response = await app.http.post(app.token_url, data=form)
         except httpx.TransportError as failure:
-            raise TransientError(f"HubSpot OAuth unreachable: {type(failure).__name__}") from None
+            raise TransientError(
+                f"HubSpot OAuth unreachable: {type(failure).__name__}", outage=True
+            ) from None
         body = _json(response)
         status = response.status_code
         if status == 429 or status >= 500:
             raise TransientError(
                 f"HubSpot OAuth endpoint answered {status}",
                 retry_after=retry_after_seconds(response.headers.get("Retry-After")),
+                outage=True,
             )
         if status != 200:
             kind = body.get("error") or body.get("status") or str(status)
             message = body.get("error_description") or body.get("message") or response.reason_phrase
-            raise PermanentError(self.redact(f"HubSpot OAuth failed: {kind}: {message}"))
+            # Refused credentials (a revoked app, a bad secret) stop every call.
+            raise PermanentError(
+                self.redact(f"HubSpot OAuth failed: {kind}: {message}"), outage=True
+            )
         token, expires_in = body.get("access_token"), body.get("expires_in", 1800)
         if not isinstance(token, str) or not token or not isinstance(expires_in, int | float):
-            raise TransientError("HubSpot OAuth answered without an access token")
+            raise TransientError("HubSpot OAuth answered without an access token", outage=True)
         self._token = token
         self._renew_at = self._clock() + expires_in - min(RENEW_MARGIN_SECONDS, expires_in / 2)
         rotated = body.get("refresh_token")

@@ -19,6 +19,7 @@ from syncgate.platforms.salesforce.oauth import (
     TransientError,
     retry_after_seconds,
 )
+from syncgate.platforms.usage import ApiUsage
 
 __all__ = [
     "MAX_COLLECTION_RECORDS",
@@ -47,6 +48,9 @@ TRANSIENT_ERROR_CODES: Final = frozenset(
         "ALL_OR_NONE_OPERATION_ROLLED_BACK",
     }
 )
+# Beside 5xx: the codes that mean no call can succeed for now (the org's allowance is used up).
+_OUTAGE_ERROR_CODES: Final = frozenset({"REQUEST_LIMIT_EXCEEDED"})
+_API_USAGE: Final = re.compile(r"(?:^|[\s,;])api-usage=(\d+)/(\d+)")
 _BASE_FIELDS: Final = ("Id", "Email", "LastModifiedDate")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*$")
 _SOQL_ESCAPES: Final = {
@@ -103,17 +107,36 @@ class SalesforceClient:
         self._auth = auth
         self._http = http
         self._base = f"/services/data/v{api_version}"
+        # The org's daily API allowance, from the `Sforce-Limit-Info` of the latest answer.
+        self.usage: ApiUsage | None = None
+
+    @staticmethod
+    def is_configured(settings: Settings) -> bool:
+        """Whether OAuth credentials for the org are set."""
+        # Only the refresh-token grant may omit the secret (app with "Require Secret" off).
+        return settings.salesforce_client_id is not None and (
+            settings.salesforce_client_secret is not None
+            or settings.salesforce_refresh_token is not None
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings, http: httpx.AsyncClient) -> SalesforceClient | None:
         """A client for the configured org, or None when OAuth credentials are not set."""
         client_id = settings.salesforce_client_id
-        secret, refresh = settings.salesforce_client_secret, settings.salesforce_refresh_token
-        # Only the refresh-token grant may omit the secret (app with "Require Secret" off).
-        if client_id is None or (secret is None and refresh is None):
+        if client_id is None or not cls.is_configured(settings):
             return None
+        secret, refresh = settings.salesforce_client_secret, settings.salesforce_refresh_token
         auth = SalesforceAuth(http, str(settings.salesforce_login_url), client_id, secret, refresh)
         return cls(auth, http, settings.salesforce_api_version)
+
+    async def probe(self) -> None:
+        """One cheap call (`/limits`) that also reads the org's daily API allowance."""
+        body = _expect_dict(await self._call("GET", f"{self._base}/limits"))
+        daily = body.get("DailyApiRequests")
+        if isinstance(daily, dict):
+            allowed, remaining = daily.get("Max"), daily.get("Remaining")
+            if isinstance(allowed, int) and isinstance(remaining, int):
+                self.usage = ApiUsage(max(allowed - remaining, 0), allowed, datetime.now(UTC))
 
     async def query(self, soql: str) -> list[dict[str, Any]]:
         """All rows of a SOQL query (following `nextRecordsUrl`), each with its `attributes`."""
@@ -215,7 +238,9 @@ class SalesforceClient:
             response = await self._send(token, method, path, params, json)
             if response.status_code == 401:
                 code, message = _first_error(response)
-                raise PermanentError(f"Salesforce rejected the renewed token: {code}: {message}")
+                raise PermanentError(
+                    f"Salesforce rejected the renewed token: {code}: {message}", outage=True
+                )
         if not response.is_success:
             raise _failure(response)
         if not response.content:
@@ -236,13 +261,28 @@ class SalesforceClient:
             "Sforce-Call-Options": "client=syncgate",
         }
         try:
-            return await self._http.request(
+            response = await self._http.request(
                 method, token.instance_url + path, params=params, json=json, headers=headers
             )
         except httpx.TimeoutException as error:
-            raise TransientError(f"Salesforce request timed out ({type(error).__name__})") from None
+            raise TransientError(
+                f"Salesforce request timed out ({type(error).__name__})", outage=True
+            ) from None
         except httpx.TransportError as error:
-            raise TransientError(f"Salesforce unreachable ({type(error).__name__})") from None
+            raise TransientError(
+                f"Salesforce unreachable ({type(error).__name__})", outage=True
+            ) from None
+        if usage := _api_usage(response):
+            self.usage = usage
+        return response
+
+
+def _api_usage(response: httpx.Response) -> ApiUsage | None:
+    """The org's daily allowance from `Sforce-Limit-Info: api-usage=25/15000`, if present."""
+    match = _API_USAGE.search(response.headers.get("Sforce-Limit-Info", ""))
+    if match is None:
+        return None
+    return ApiUsage(int(match.group(1)), int(match.group(2)), datetime.now(UTC))
 
 
 def _expect_dict(body: Any) -> dict[str, Any]:
@@ -333,5 +373,6 @@ def _failure(response: httpx.Response) -> SalesforceError:
     status = response.status_code
     text = f"{code}: {message}" + ("" if code.startswith("HTTP ") else f" (HTTP {status})")
     if status == 429 or status >= 500 or code in TRANSIENT_ERROR_CODES:
-        return TransientError(text, retry_after_seconds(response))
+        outage = status >= 500 or code in _OUTAGE_ERROR_CODES
+        return TransientError(text, retry_after_seconds(response), outage=outage)
     return PermanentError(text)

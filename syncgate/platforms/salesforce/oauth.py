@@ -11,6 +11,8 @@ from typing import Any
 
 import httpx
 
+from syncgate.platforms.errors import PlatformError
+
 __all__ = [
     "PermanentError",
     "SalesforceAuth",
@@ -28,24 +30,19 @@ _TRANSIENT_OAUTH_ERRORS = frozenset(
 )
 
 
-class SalesforceError(Exception):
+class SalesforceError(PlatformError):
     """A Salesforce call failed; `message` is safe to log and store (no tokens or secrets)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class TransientError(SalesforceError):
     """Retry later: throttling, outages, lock contention, timeouts, connection errors."""
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+    transient = True
 
 
 class PermanentError(SalesforceError):
-    """Retrying cannot help: validation, malformed request, rejected credentials."""
+    """Retrying cannot help by itself: validation, a malformed request, refused credentials
+    (those are an `outage`: they stop every call until someone fixes them)."""
 
 
 @dataclass(frozen=True)
@@ -126,9 +123,13 @@ class SalesforceAuth:
                 self._token_url, data=self._form(), headers={"Accept": "application/json"}
             )
         except httpx.TimeoutException as error:
-            raise TransientError(f"Salesforce OAuth timed out ({type(error).__name__})") from None
+            raise TransientError(
+                f"Salesforce OAuth timed out ({type(error).__name__})", outage=True
+            ) from None
         except httpx.TransportError as error:
-            raise TransientError(f"Salesforce OAuth unreachable ({type(error).__name__})") from None
+            raise TransientError(
+                f"Salesforce OAuth unreachable ({type(error).__name__})", outage=True
+            ) from None
         body = _json_object(response)
         if response.is_success:
             access_token, instance_url = body.get("access_token"), body.get("instance_url")
@@ -145,10 +146,11 @@ class SalesforceAuth:
             f"Salesforce OAuth failed: {code}" + (f": {description}" if description else "")
         )
         if response.status_code == 429 or response.status_code >= 500:
-            raise TransientError(message, retry_after_seconds(response))
+            raise TransientError(message, retry_after_seconds(response), outage=True)
         if code in _TRANSIENT_OAUTH_ERRORS:
-            raise TransientError(message, retry_after_seconds(response))
-        raise PermanentError(message)
+            raise TransientError(message, retry_after_seconds(response), outage=True)
+        # Refused credentials (an expired integration user, a revoked app) stop every call.
+        raise PermanentError(message, outage=True)
 
     def _redact(self, text: str) -> str:
         # Error descriptions are Salesforce's text, but never let a secret ride along in them.

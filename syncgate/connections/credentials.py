@@ -1,9 +1,11 @@
-"""Whether this deployment can call each platform's API: one rule for the clients, the jobs
-API, sync-status, the deliveries that wait and the start-up warning."""
+"""Whether this deployment can call each platform's API (the clients' own rule), and how a
+missing connection is named: for the jobs API, sync-status, waiting deliveries and start-up."""
 
 import logging
 
 from syncgate.config import Settings
+from syncgate.platforms.hubspot.client import HubSpotClient
+from syncgate.platforms.salesforce.client import SalesforceClient
 
 log = logging.getLogger("syncgate")
 
@@ -18,20 +20,9 @@ _HOW_TO_CONNECT = {
 }
 
 
-def hubspot_configured(settings: Settings) -> bool:
-    """A static token, or everything the OAuth refresh-token flow needs."""
-    oauth = settings.hubspot_client_id and settings.hubspot_client_secret
-    return bool(settings.hubspot_access_token or (oauth and settings.hubspot_refresh_token))
-
-
-def salesforce_configured(settings: Settings) -> bool:
-    """A client id, with a secret or a refresh token (only that grant may omit the secret)."""
-    secret_or_refresh = settings.salesforce_client_secret or settings.salesforce_refresh_token
-    return bool(settings.salesforce_client_id and secret_or_refresh)
-
-
 def is_connected(settings: Settings, platform: str) -> bool:
-    return hubspot_configured(settings) if platform == HUBSPOT else salesforce_configured(settings)
+    client = HubSpotClient if platform == HUBSPOT else SalesforceClient
+    return client.is_configured(settings)
 
 
 def not_connected(platform: str) -> str:
