@@ -239,7 +239,9 @@ async def test_hubspots_daily_limit_opens_the_hubspot_breaker(env: Env) -> None:
             )
         )
     deliverer = HubSpotDeliverer(env.settings, env.session_factory, env.hubspot_client())
-    env.hubspot.rate_limit_next(1, policy="DAILY")
+    # With Retry-After: without it the pause lasts until the next full hour, which a run at
+    # hh:59:40 would sleep through.
+    env.hubspot.rate_limit_next(1, policy="DAILY", retry_after=3600)
 
     for _ in range(3):
         await deliverer.run_once()

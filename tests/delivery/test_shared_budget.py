@@ -46,7 +46,7 @@ async def test_two_workers_together_never_exceed_hubspots_request_budget(env: En
 
 
 async def test_a_long_pause_that_one_worker_was_told_holds_every_worker_back(env: Env) -> None:
-    env.hubspot.rate_limit_next(1, policy="DAILY")
+    env.hubspot.rate_limit_next(1, policy="DAILY", retry_after=3600)  # not "until the hour"
     contact_id = env.hubspot.add_contact(email="daily@example.com")
     async with httpx.AsyncClient() as first, httpx.AsyncClient() as second:
         told, other = worker_client(env, first), worker_client(env, second)
