@@ -82,6 +82,17 @@ async def transaction(factory: async_sessionmaker[AsyncSession]) -> AsyncIterato
         yield session
 
 
+def dialect_insert(dialect: Dialect, table: Any) -> Any:
+    """An INSERT into `table` that supports `ON CONFLICT` in `dialect`."""
+    if dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)
+
+
 def insert_ignoring_conflicts(
     session: AsyncSession, table: Any, rows: list[dict[str, Any]] | None = None
 ) -> Any:
@@ -90,11 +101,7 @@ def insert_ignoring_conflicts(
     Without `rows`, pass them to `session.execute(statement, rows)`: the statement's compiled
     form is then cached, where a multi-row VALUES literal is compiled anew every time.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
-    statement = dialect_insert(table)
+    statement = dialect_insert(session.get_bind().dialect, table)
     if rows is not None:
         statement = statement.values(rows)
     return statement.on_conflict_do_nothing()
@@ -107,9 +114,5 @@ def insert_ignoring_conflicts_statement(dialect: Dialect, table: Any) -> Insert:
     so PostgreSQL gets no implicit `RETURNING id`, and with the count kept, as SQLAlchemy drops
     it for inserts on psycopg otherwise.
     """
-    if dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
-    statement = dialect_insert(table).on_conflict_do_nothing().inline()
-    return statement.execution_options(preserve_rowcount=True)
+    statement = dialect_insert(dialect, table).on_conflict_do_nothing().inline()
+    return statement.execution_options(preserve_rowcount=True)  # type: ignore[no-any-return]

@@ -57,14 +57,14 @@ def _clean_database(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def _rounds_are_processed_together(
+def _rounds_are_processed_whole(
     request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
 ) -> Iterator[None]:
-    """A processing round that falls back to one event at a time still gives the right result,
-    so only this makes an error in the batched path visible."""
+    """A round that fails is processed again in halves and still gives the right result, so
+    only this makes an error that events cause together visible."""
     yield
-    if request.node.get_closest_marker("round_fallback") is None:
-        assert "processing the round together failed" not in caplog.text
+    if request.node.get_closest_marker("round_split") is None:
+        assert "processing its halves apart" not in caplog.text
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, raiseload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from syncgate.config import Settings
@@ -19,7 +19,10 @@ from syncgate.delivery.models import Delivery, DeliveryStatus, Target
 from syncgate.delivery.retry import retry_delay
 from syncgate.metrics import DELIVERIES, FORWARD_LATENCY
 from syncgate.models import utc_now
+from syncgate.sync.batch import ContactBatch
+from syncgate.sync.contacts import ContactState
 from syncgate.sync.models import Contact
+from syncgate.sync.segments import active_segments
 
 log = logging.getLogger("syncgate.delivery")
 
@@ -80,21 +83,17 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
         """Send to the platform; a result for every claimed delivery id."""
 
     @abstractmethod
-    async def on_delivered(
-        self, session: AsyncSession, contact: Contact, item: ClaimT, context: Any
+    def on_delivered(
+        self, contacts: ContactBatch, contact: ContactState, item: ClaimT, delivery: Delivery
     ) -> str | None:
         """Update the mirror after a success; a message instead when the link conflicts."""
 
-    async def settle_context(
-        self, session: AsyncSession, claimed: list[ClaimT], contacts: Mapping[int, Contact]
-    ) -> Any:
-        """Anything `on_delivered` needs for the whole batch, loaded once."""
-        return None
+    def settle_load(self, claimed: list[ClaimT]) -> dict[str, Any]:
+        """What `on_delivered` needs of the contacts, as `ContactBatch.load` keywords: more
+        contacts (those holding the records the batch wrote to), properties or not."""
+        return {}
 
-    async def after_settle(self, session: AsyncSession, context: Any) -> None:
-        """Anything to write once the whole batch is settled."""
-
-    def record_id(self, item: ClaimT, contact: Contact) -> str | None:
+    def record_id(self, item: ClaimT) -> str | None:
         """The platform's id of the record a delivery wrote, for its history."""
         return None
 
@@ -188,7 +187,12 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
             for row in rows:
                 # What the UPDATE wrote, without a reload and without marking the row dirty.
                 set_committed_value(row, "attempts", row.attempts + 1)
-            contacts = await _by_id(session, Contact, {row.contact_id for row in rows})
+            found = await session.scalars(
+                select(Contact)
+                .where(Contact.id.in_({row.contact_id for row in rows}))
+                .options(raiseload(Contact.properties))  # sending needs only the link columns
+            )
+            contacts = {contact.id: contact for contact in found}
             return await self.prepare(session, [(row, contacts[row.contact_id]) for row in rows])
 
     async def _settle(self, claimed: list[ClaimT], results: Mapping[int, Result]) -> None:
@@ -198,13 +202,16 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
             now = utc_now()
             deliveries = await _by_id(session, Delivery, {c.id for c in claimed})
             # Locked up front in id order, the order a processing round locks them in: taking
-            # them one by one as the flush updates them could deadlock with a round.
-            contacts = await _by_id(
-                session, Contact, {c.contact_id for c in claimed}, lock_in_order=True
+            # them one by one as they are updated could deadlock with a round.
+            connection = await session.connection()
+            contacts = await ContactBatch.load(
+                connection,
+                await active_segments(session),
+                ids={c.contact_id for c in claimed},
+                **self.settle_load(claimed),
             )
-            context = await self.settle_context(session, claimed, contacts)
             for item in claimed:
-                delivery, contact = deliveries.get(item.id), contacts.get(item.contact_id)
+                delivery, contact = deliveries.get(item.id), contacts.by_id.get(item.contact_id)
                 if delivery is None or contact is None:
                     continue
                 if (
@@ -216,7 +223,7 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
                     continue
                 result = results.get(item.id) or Result(ok=False, message="no answer for it")
                 if result.ok:
-                    conflict = await self.on_delivered(session, contact, item, context)
+                    conflict = self.on_delivered(contacts, contact, item, delivery)
                     if conflict:
                         result = Result(ok=False, message=conflict)
                 outcome = self._apply(delivery, item, result, now)
@@ -226,10 +233,10 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
                 delivery.history = [
                     *delivery.history,
                     {"at": now.isoformat(), "attempt": item.attempts, "outcome": outcome}
-                    | ({"record": self.record_id(item, contact)} if result.ok else {})
+                    | ({"record": self.record_id(item)} if result.ok else {})
                     | ({} if result.ok else {"error": result.message}),
                 ]
-            await self.after_settle(session, context)
+            await contacts.write(connection)
         for latency in latencies:
             FORWARD_LATENCY.observe(latency)
         for outcome in outcomes:
@@ -265,14 +272,8 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
         return "dead"
 
 
-ModelT = TypeVar("ModelT", Delivery, Contact)
-
-
 async def _by_id(
-    session: AsyncSession, model: type[ModelT], ids: set[int], *, lock_in_order: bool = False
-) -> dict[int, ModelT]:
-    query = select(model).where(model.id.in_(ids))
-    if lock_in_order:
-        query = query.order_by(model.id).with_for_update()
-    rows = (await session.scalars(query)).all()
+    session: AsyncSession, model: type[Delivery], ids: set[int]
+) -> dict[int, Delivery]:
+    rows = (await session.scalars(select(model).where(model.id.in_(ids)))).all()
     return {row.id: row for row in rows}

@@ -58,6 +58,9 @@ class Contact(TimestampMixin, Base):
         JSON, default=dict, server_default="{}"
     )
     salesforce_modified_ms: Mapped[int | None] = mapped_column(BigInteger)
+    # The delivery whose write `salesforce_values` shows until an Outbound Message confirms it:
+    # a notification that only carries those values back is that delivery's echo.
+    salesforce_echo_of: Mapped[int | None] = mapped_column(BigInteger)
     hubspot_deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
 

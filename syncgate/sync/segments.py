@@ -1,15 +1,17 @@
 """Segments: active ones follow their filter, static ones keep an explicit member list."""
 
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, insert, literal, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, delete, func, insert, literal, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from syncgate.db import insert_ignoring_conflicts
+from syncgate.db import insert_ignoring_conflicts, insert_ignoring_conflicts_statement
 from syncgate.errors import Conflict, NotFound, Unprocessable
-from syncgate.sync.contacts import normalise_email
+from syncgate.models import table_of
+from syncgate.sync.contacts import ContactState, normalise_email
 from syncgate.sync.filters import (
     Filter,
     InvalidFilter,
@@ -28,6 +30,7 @@ from syncgate.sync.models import (
 )
 
 PREVIEW_SAMPLE_SIZE = 10
+_MEMBERS = table_of(SegmentMember)
 
 
 def validated_filter(raw: Any) -> Filter:
@@ -119,17 +122,32 @@ async def recompute_membership(session: AsyncSession, segment: Segment, parsed: 
     """Rebuild an active segment's member list from its filter, in SQL over all contacts."""
     segment.status = SegmentStatus.PROCESSING
     await session.flush()
-    await session.execute(delete(SegmentMember).where(SegmentMember.segment_id == segment.id))
-    inserted = await session.execute(
-        insert(SegmentMember).from_select(
-            ["segment_id", "contact_id"],
-            select(literal(segment.id), Contact.id).where(to_sql(parsed)),
-        ),
-        execution_options={"preserve_rowcount": True},  # psycopg's is dropped otherwise
-    )
-    segment.size = inserted.rowcount  # type: ignore[attr-defined]
+    inserted, _ = await rebuild_members(await session.connection(), segment.id, parsed)
+    segment.size = inserted
     segment.status = SegmentStatus.READY
     await session.flush()
+
+
+async def rebuild_members(
+    connection: AsyncConnection,
+    segment_id: int,
+    parsed: Filter,
+    contact_ids: Sequence[int] | None = None,
+) -> tuple[int, int]:
+    """Replace the segment's members (among `contact_ids`, or all contacts) by the contacts its
+    filter matches, in SQL; returns how many rows were inserted and deleted."""
+    scope = _MEMBERS.c.segment_id == segment_id
+    matching = select(literal(segment_id), Contact.id).where(to_sql(parsed))
+    if contact_ids is not None:
+        scope = scope & _MEMBERS.c.contact_id.in_(contact_ids)
+        matching = matching.where(Contact.id.in_(contact_ids))
+    keep_count = {"preserve_rowcount": True}  # psycopg's is dropped otherwise
+    deleted = await connection.execute(delete(_MEMBERS).where(scope), execution_options=keep_count)
+    inserted = await connection.execute(
+        insert(_MEMBERS).from_select(["segment_id", "contact_id"], matching),
+        execution_options=keep_count,
+    )
+    return inserted.rowcount, deleted.rowcount
 
 
 async def _member_count(session: AsyncSession, segment_id: int) -> int:
@@ -242,38 +260,6 @@ async def active_segments(session: AsyncSession) -> list[ActiveSegment]:
     return [ActiveSegment(segment_id, parse_filter(raw)) for segment_id, raw in rows]
 
 
-async def refresh_memberships(
-    session: AsyncSession, contact: Contact, segments: list[ActiveSegment] | None = None
-) -> tuple[set[int], set[int]]:
-    """Re-evaluate every active segment for one contact (in Python).
-
-    Returns the contact's segment ids before and after.
-    """
-    if segments is None:
-        segments = await active_segments(session)
-    current = set(
-        (
-            await session.scalars(
-                select(SegmentMember.segment_id).where(SegmentMember.contact_id == contact.id)
-            )
-        ).all()
-    )
-    joined, left = membership_change(current, contact.property_values(), segments)
-    if joined:
-        await session.execute(
-            insert_ignoring_conflicts(session, SegmentMember),
-            [{"segment_id": sid, "contact_id": contact.id} for sid in sorted(joined)],
-        )
-    if left:
-        await session.execute(
-            delete(SegmentMember).where(
-                SegmentMember.contact_id == contact.id, SegmentMember.segment_id.in_(left)
-            )
-        )
-    await add_to_sizes(session, dict.fromkeys(joined, 1) | dict.fromkeys(left, -1))
-    return current, (current - left) | joined
-
-
 def membership_change(
     current: set[int], values: dict[str, str | None], segments: list[ActiveSegment]
 ) -> tuple[set[int], set[int]]:
@@ -283,17 +269,107 @@ def membership_change(
     return should - current, (current & active_ids) - should
 
 
-async def add_to_sizes(session: AsyncSession, steps: dict[int, int]) -> None:
+class Memberships:
+    """The segment memberships of a batch of contacts: loaded in one query, re-evaluated in
+    Python as contacts change, written back as joins, leaves and size steps."""
+
+    def __init__(self, segments: list[ActiveSegment]) -> None:
+        self.segments = segments
+        self._members: dict[ContactState, set[int]] = {}
+        self._joined: set[tuple[int, ContactState]] = set()
+        self._left: set[tuple[int, ContactState]] = set()
+        self._size_steps: dict[int, int] = defaultdict(int)
+
+    async def load(self, connection: AsyncConnection, contacts: list[ContactState]) -> None:
+        by_id = {contact.id: contact for contact in contacts}
+        for contact in contacts:
+            self._members.setdefault(contact, set())
+        if not by_id:
+            return
+        rows = await connection.execute(
+            select(_MEMBERS.c.contact_id, _MEMBERS.c.segment_id).where(
+                _MEMBERS.c.contact_id.in_(by_id)
+            )
+        )
+        for contact_id, segment_id in rows:
+            self._members[by_id[contact_id]].add(segment_id)
+
+    def add(self, contact: ContactState) -> None:
+        """A contact created in memory: a member of nothing yet."""
+        self._members.setdefault(contact, set())
+
+    def is_member(self, contact: ContactState, segment_id: int | None) -> bool:
+        return segment_id is not None and segment_id in self._members[contact]
+
+    def refresh(
+        self, contact: ContactState, values: dict[str, str | None] | None = None
+    ) -> tuple[set[int], set[int]]:
+        """Re-evaluate every active segment for the contact; its segment ids before and after."""
+        before = self._members[contact]
+        if values is None:
+            values = contact.property_values()
+        joined, left = membership_change(before, values, self.segments)
+        if not joined and not left:
+            return before, before
+        for segment_id in joined:
+            self._step(segment_id, contact, self._joined, self._left, 1)
+        for segment_id in left:
+            self._step(segment_id, contact, self._left, self._joined, -1)
+        after = (before - left) | joined
+        self._members[contact] = after
+        return before, after
+
+    def _step(
+        self,
+        segment_id: int,
+        contact: ContactState,
+        into: set[tuple[int, ContactState]],
+        undo: set[tuple[int, ContactState]],
+        step: int,
+    ) -> None:
+        key = (segment_id, contact)
+        if key in undo:  # joined and left again within the batch: nothing to write
+            undo.discard(key)
+        else:
+            into.add(key)
+        self._size_steps[segment_id] += step
+
+    async def write(self, connection: AsyncConnection) -> None:
+        """Rows first, then the sizes in segment order (the last locks a batch takes)."""
+        if self._joined:
+            await connection.execute(
+                insert_ignoring_conflicts_statement(connection.dialect, _MEMBERS),
+                sorted(
+                    ({"segment_id": s, "contact_id": c.id} for s, c in self._joined),
+                    key=lambda row: (row["segment_id"], row["contact_id"]),
+                ),
+            )
+        if self._left:
+            await connection.execute(
+                delete(_MEMBERS).where(
+                    _MEMBERS.c.segment_id == bindparam("s"),
+                    _MEMBERS.c.contact_id == bindparam("c"),
+                ),
+                [{"s": s, "c": c} for s, c in sorted((s, c.id) for s, c in self._left)],
+            )
+        await add_to_sizes(connection, self._size_steps)
+        self._joined.clear()
+        self._left.clear()
+        self._size_steps.clear()
+
+
+async def add_to_sizes(connection: AsyncConnection, steps: dict[int, int]) -> None:
     """Move segment sizes by the given steps, in SQL: concurrent workers would lose updates
     with read-modify-write."""
-    for segment_id, step in sorted(steps.items()):
-        if step:
-            await session.execute(
-                update(Segment)
-                .where(Segment.id == segment_id)
-                .values(size=Segment.size + step)
-                .execution_options(synchronize_session="fetch")
-            )
+    rows = [{"s": segment_id, "step": step} for segment_id, step in sorted(steps.items()) if step]
+    if rows:
+        segments = table_of(Segment)
+        await connection.execute(
+            update(segments)
+            .where(segments.c.id == bindparam("s"))
+            .values(size=segments.c.size + bindparam("step")),
+            rows,
+        )
 
 
 async def is_member(session: AsyncSession, contact: Contact, segment_id: int | None) -> bool:

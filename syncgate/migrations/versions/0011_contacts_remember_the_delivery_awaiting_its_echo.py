@@ -1,0 +1,26 @@
+"""contacts remember the delivery awaiting its echo
+
+Revision ID: 0011
+Revises: 0006
+Create Date: 2026-11-30 08:00:00.000000
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0011"
+down_revision: str | None = "0006"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("contacts", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("salesforce_echo_of", sa.BigInteger(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("contacts", schema=None) as batch_op:
+        batch_op.drop_column("salesforce_echo_of")
