@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import resource
 import sys
 import time
 from typing import Any
@@ -209,7 +208,7 @@ async def backfill(url: str, fake_url: str) -> dict[str, Any]:
         session.add(job)
         await session.flush()
         job_id = job.id
-    rss_start = _rss_mb()
+    rss_start = _status_mb("VmRSS")
     async with httpx.AsyncClient(timeout=60) as http:
         client = HubSpotClient.from_settings(config, http)
         assert client is not None
@@ -233,14 +232,17 @@ async def backfill(url: str, fake_url: str) -> dict[str, Any]:
         "wall_s": round(wall, 2),
         "cpu_s": round(cpu, 2),
         "rss_start_mb": rss_start,
-        "rss_peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        # VmHWM, not ru_maxrss: that one keeps the parent's size from before exec().
+        "rss_peak_mb": _status_mb("VmHWM"),
     }
 
 
-def _rss_mb() -> float:
-    for line in open("/proc/self/status").read().splitlines():  # noqa: SIM115
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
+def _status_mb(field: str) -> float:
+    """A memory figure of this process from /proc/self/status, in MB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(f"{field}:"):
+                return round(int(line.split()[1]) / 1024, 1)
     return 0.0
 
 

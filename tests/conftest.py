@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from delivery.harness import Env, open_env
 from sqlalchemy import Engine, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -82,6 +83,15 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
     return Settings(database_url=database_url, admin_token=ADMIN_TOKEN, _env_file=None)
+
+
+@pytest.fixture
+async def env(
+    settings: Settings, session_factory: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[Env]:
+    """The real processing and delivery steps in process, with fresh fake platforms."""
+    async with open_env(settings, session_factory) as env:
+        yield env
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from sqlalchemy.orm import aliased, raiseload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from syncgate.config import Settings
-from syncgate.db import transaction
+from syncgate.db import among, transaction
 from syncgate.delivery.models import Delivery, DeliveryStatus, Target
 from syncgate.delivery.retry import retry_delay
 from syncgate.metrics import DELIVERIES, FORWARD_LATENCY
@@ -137,6 +137,7 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
         other = aliased(Delivery)
         async with transaction(self.session_factory) as session:
             now = utc_now()
+            dialect = session.get_bind().dialect
             live_sibling = exists().where(
                 other.contact_id == Delivery.contact_id,
                 other.target == Delivery.target,
@@ -176,7 +177,7 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
                 return []
             await session.execute(
                 update(Delivery)
-                .where(Delivery.id.in_([row.id for row in rows]))
+                .where(among(dialect, Delivery.id, [row.id for row in rows]))
                 .values(
                     status=DeliveryStatus.IN_FLIGHT,
                     lease_until=now + LEASE,
@@ -189,7 +190,7 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
                 set_committed_value(row, "attempts", row.attempts + 1)
             found = await session.scalars(
                 select(Contact)
-                .where(Contact.id.in_({row.contact_id for row in rows}))
+                .where(among(dialect, Contact.id, {row.contact_id for row in rows}))
                 .options(raiseload(Contact.properties))  # sending needs only the link columns
             )
             contacts = {contact.id: contact for contact in found}
@@ -275,5 +276,6 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
 async def _by_id(
     session: AsyncSession, model: type[Delivery], ids: set[int]
 ) -> dict[int, Delivery]:
-    rows = (await session.scalars(select(model).where(model.id.in_(ids)))).all()
+    dialect = session.get_bind().dialect
+    rows = (await session.scalars(select(model).where(among(dialect, model.id, ids)))).all()
     return {row.id: row for row in rows}

@@ -143,13 +143,6 @@ class HubSpotDeliverer(Deliverer[Claimed, HubSpotClient]):
             contacts.hubspot_linked(contact)
             return contact
         if holder.salesforce_id is None and contact.salesforce_id is not None:
-            link, contact.salesforce_id = contact.salesforce_id, None
-            holder.salesforce_id = link
-            holder.salesforce_object = contact.salesforce_object
-            holder.salesforce_values = contact.salesforce_values
-            holder.salesforce_modified_ms = contact.salesforce_modified_ms
-            holder.salesforce_echo_of = contact.salesforce_echo_of
-            contacts.relinked(contact, link)
-            contacts.relinked(holder, None)
+            contacts.move_link(contact, holder)
         contact.merged_into_id = holder.id
         return holder

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from syncgate.db import among, insert_rows, update_rows
 from syncgate.delivery.models import Delivery, DeliveryStatus, Operation, Target
 from syncgate.models import table_of, utc_now
 from syncgate.sync.contacts import ContactState
@@ -59,7 +60,7 @@ class Outbox:
         pending = await connection.execute(
             select(*columns)
             .where(
-                _DELIVERIES.c.contact_id.in_(by_id),
+                among(connection.dialect, _DELIVERIES.c.contact_id, by_id),
                 _DELIVERIES.c.status == DeliveryStatus.PENDING,
             )
             .order_by(_DELIVERIES.c.id)
@@ -79,7 +80,7 @@ class Outbox:
         in_flight = await connection.execute(
             select(_DELIVERIES.c.id, _DELIVERIES.c.contact_id, _DELIVERIES.c["values"])
             .where(
-                _DELIVERIES.c.contact_id.in_(by_id),
+                among(connection.dialect, _DELIVERIES.c.contact_id, by_id),
                 _DELIVERIES.c.status == DeliveryStatus.IN_FLIGHT,
                 _DELIVERIES.c.target == Target.SALESFORCE,
             )
@@ -170,15 +171,11 @@ class Outbox:
                     }
                 )
             elif queued.changed:
-                changed.append(row | {"delivery_id": queued.id, "updated_at": now})
-        removed = [{"delivery_id": q.id} for q in self._moved if q.id is not None]
+                changed.append({"id": queued.id, **row, "updated_at": now})
+        removed = [q.id for q in self._moved if q.id is not None]
         if removed:
             await connection.execute(
-                delete(_DELIVERIES).where(_DELIVERIES.c.id == bindparam("delivery_id")), removed
+                delete(_DELIVERIES).where(among(connection.dialect, _DELIVERIES.c.id, removed))
             )
-        if changed:
-            await connection.execute(
-                update(_DELIVERIES).where(_DELIVERIES.c.id == bindparam("delivery_id")), changed
-            )
-        if new:
-            await connection.execute(insert(_DELIVERIES), new)
+        await update_rows(connection, _DELIVERIES, changed)
+        await insert_rows(connection, _DELIVERIES, new)

@@ -1,8 +1,9 @@
 """HubSpot backfill: page through every HubSpot contact into the mirror; forwards nothing.
 
 Each page is one transaction: the page's contacts are upserted in bulk (a contact first seen from
-Salesforce is adopted by email instead of duplicated) and their segment memberships rebuilt in
-SQL, so membership is exact page by page. The next page is read while this one is written.
+Salesforce is adopted by email instead of duplicated) and their segment memberships re-evaluated
+as a processing round does, so membership is exact page by page. The next page is read while
+this one is written.
 """
 
 import asyncio
@@ -22,14 +23,15 @@ from syncgate.sync.models import Segment, SegmentStatus
 from syncgate.sync.segments import (
     ActiveSegment,
     active_segments,
-    add_to_sizes,
-    filter_properties,
-    rebuild_members,
+    properties_to_read,
     recompute_membership,
 )
 
 PAGES_PER_CHUNK = 50
+PAGES_PER_WRITE = 10  # pages written in one transaction, when they are read ahead that far
 PAGE_SIZE = 100  # HubSpot's largest page
+
+Page = tuple[list[HubSpotContact], str | None]  # contacts, and the cursor of the next page
 
 
 async def backfill_chunk(
@@ -42,69 +44,86 @@ async def backfill_chunk(
         job = await session.get(Job, job_id)
         assert job is not None
         cursor = dict(job.cursor)
-        mappings = await load_mappings(session)
-        properties = sorted(
-            {"email", *(m.hubspot_property for m in mappings), *await filter_properties(session)}
-        )
         segments = await active_segments(session)
+        properties = properties_to_read(await load_mappings(session), segments)
     if cursor.get("phase") == "segments":  # a job an earlier version left to finish this way
         await _recompute_segments(factory)
         return True
 
-    after: str | None = cursor.get("after")
-    reading = asyncio.ensure_future(client.list_contacts(properties, after, PAGE_SIZE))
+    pages: asyncio.Queue[Page | Exception] = asyncio.Queue(maxsize=2 * PAGES_PER_WRITE)
+
+    async def read() -> None:
+        after: str | None = cursor.get("after")
+        try:
+            for _ in range(PAGES_PER_CHUNK):
+                contacts, after = await client.list_contacts(properties, after, PAGE_SIZE)
+                await pages.put((contacts, after))
+                if after is None:
+                    return
+        except Exception as error:  # the writer raises it, after the pages read before it
+            await pages.put(error)
+
+    reader = asyncio.ensure_future(read())
     try:
-        for page in range(PAGES_PER_CHUNK):
-            contacts, after = await reading
-            if after is not None and page + 1 < PAGES_PER_CHUNK:
-                reading = asyncio.ensure_future(client.list_contacts(properties, after, PAGE_SIZE))
-            async with transaction(factory) as session:
-                await store_page(session, contacts, segments)
-                job = await session.get(Job, job_id)
-                assert job is not None
-                job.succeeded += len(contacts)
-                job.total = job.succeeded + job.skipped + job.failed
-                job.cursor = {"after": after} if after else {}
-            if after is None:
-                return True
+        written = 0
+        while written < PAGES_PER_CHUNK:
+            batch = [await pages.get()]
+            while len(batch) < PAGES_PER_WRITE and not pages.empty():
+                batch.append(pages.get_nowait())
+            read_pages = [page for page in batch if not isinstance(page, Exception)]
+            if read_pages:
+                contacts = [contact for page, _ in read_pages for contact in page]
+                after = read_pages[-1][1]
+                async with transaction(factory) as session:
+                    await store_page(session, contacts, segments)
+                    job = await session.get(Job, job_id)
+                    assert job is not None
+                    job.succeeded += len(contacts)
+                    job.total = job.succeeded + job.skipped + job.failed
+                    job.cursor = {"after": after} if after else {}
+                if after is None:
+                    return True
+            if len(read_pages) < len(batch):
+                raise next(page for page in batch if isinstance(page, Exception))
+            written += len(batch)
         return False
     finally:
-        reading.cancel()  # a page read ahead for a chunk that failed is read again next time
+        reader.cancel()  # pages read ahead for a chunk that failed are read again next time
 
 
 async def store_page(
     session: AsyncSession, contacts: Sequence[HubSpotContact], segments: list[ActiveSegment]
 ) -> None:
-    """Mirror one page of HubSpot contacts and rebuild their segment memberships."""
+    """Mirror pages of HubSpot contacts and re-evaluate their segment memberships."""
     live = [c for c in contacts if not c.archived]
     if not live:
         return
     connection = await session.connection()
-    emails = {e for c in live if (e := normalise_email(c.properties.get("email")))}
+    emails = {c.id: normalise_email(c.properties.get("email")) for c in live}
     batch = await ContactBatch.load(
-        connection, segments, hubspot_ids=[c.id for c in live], emails=emails
+        connection,
+        segments,
+        hubspot_ids=emails,
+        emails=[email for email in emails.values() if email],
     )
     new = []
     for remote in live:
         if remote.id in batch.by_hubspot_id:
             continue
-        email = normalise_email(remote.properties.get("email"))
-        orphan = next((c for c in batch.with_email(email) if c.hubspot_id is None), None)
+        orphan = next(
+            (c for c in batch.with_email(emails[remote.id]) if c.hubspot_id is None), None
+        )
         if orphan is None:
             new.append(remote.id)
         else:
             orphan.hubspot_id = remote.id
             batch.hubspot_linked(orphan)
-    await batch.create_hubspot_contacts(connection, new)
+    await batch.create_hubspot_contacts(connection, new, emails)
     for remote in live:
-        apply_read(batch.by_hubspot_id[remote.id], remote.properties, remote.updated_at_ms)
+        contact = batch.by_hubspot_id[remote.id]
+        apply_read(contact, remote.properties, remote.updated_at_ms)
+        batch.memberships.refresh(contact)
     await batch.write(connection)
-    ids = sorted(batch.by_hubspot_id[remote.id].id or 0 for remote in live)
-    steps = {}
-    for segment in segments:
-        inserted, deleted = await rebuild_members(connection, segment.id, segment.filter, ids)
-        steps[segment.id] = inserted - deleted
-    await add_to_sizes(connection, steps)
 
 
 async def _recompute_segments(factory: async_sessionmaker[AsyncSession]) -> None:

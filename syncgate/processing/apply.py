@@ -191,14 +191,7 @@ class Round:
             if merged is None:
                 continue
             if survivor.salesforce_id is None and merged.salesforce_id is not None:
-                link = merged.salesforce_id
-                survivor.salesforce_id, merged.salesforce_id = link, None
-                survivor.salesforce_object = merged.salesforce_object
-                survivor.salesforce_values = merged.salesforce_values
-                survivor.salesforce_modified_ms = merged.salesforce_modified_ms
-                survivor.salesforce_echo_of = merged.salesforce_echo_of
-                batch.relinked(merged, link)
-                batch.relinked(survivor, None)
+                batch.move_link(merged, survivor)
                 batch.outbox.hand_over(merged, survivor)
             merged.merged_into_id = survivor.id
             merged.hubspot_deleted_at = _moment(parsed.occurred_at)

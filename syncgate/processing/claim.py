@@ -1,6 +1,7 @@
 """Claiming a round: the due inbox events, each payload parsed once, what the round's rules need
 (settings, mappings, active segments), and the HubSpot contacts it must read first."""
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -11,14 +12,20 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from syncgate.config import Settings
+from syncgate.db import among
 from syncgate.inbox.models import InboxEvent, InboxStatus, Source
 from syncgate.models import table_of, utc_now
-from syncgate.platforms.hubspot.client import HubSpotClient, HubSpotContact, HubSpotError
+from syncgate.platforms.hubspot.client import (
+    BATCH_LIMIT,
+    HubSpotClient,
+    HubSpotContact,
+    HubSpotError,
+)
 from syncgate.platforms.hubspot.events import HubSpotEvent
 from syncgate.sync.mapping import Mapping, load_mappings
 from syncgate.sync.models import Contact
 from syncgate.sync.preferences import load_settings
-from syncgate.sync.segments import ActiveSegment, active_segments, filter_properties
+from syncgate.sync.segments import ActiveSegment, active_segments, properties_to_read
 
 log = logging.getLogger("syncgate.processing")
 
@@ -66,15 +73,10 @@ class RoundContext:
     create_from_leads: bool
     create_from_contacts: bool
     segments: list[ActiveSegment]
-    filtered: set[str]  # properties an active segment's filter names
     # HubSpot contacts read ahead of the round's transaction, by id; None: HubSpot has none.
     reads: dict[str, HubSpotContact | None] = field(default_factory=dict)
     read_error: str | None = None  # why nothing could be read (no credentials)
     unreadable: set[str] = field(default_factory=set)  # reads that failed; retried later
-
-    def properties_to_read(self) -> list[str]:
-        """Mapped properties and every property a segment filters on (CONTRACT §4)."""
-        return sorted({"email", *(m.hubspot_property for m in self.mappings), *self.filtered})
 
 
 def parse(row: Any) -> RoundEvent:
@@ -106,6 +108,7 @@ async def claim(
     """Lease up to `batch_size` due events; with the round's context and the HubSpot ids to
     read: every created contact, and every contact a property change is the first sight of."""
     now = utc_now()
+    dialect = session.get_bind().dialect
     rows = (
         await session.execute(
             select(_INBOX)
@@ -124,13 +127,12 @@ async def claim(
         create_from_leads=settings.create_from_leads,
         create_from_contacts=settings.create_from_contacts,
         segments=await active_segments(session),
-        filtered=await filter_properties(session),
     )
     if not rows:
         return [], context, []
     await session.execute(
         update(_INBOX)
-        .where(_INBOX.c.id.in_([row.id for row in rows]))
+        .where(among(dialect, _INBOX.c.id, [row.id for row in rows]))
         .values(next_attempt_at=now + LEASE, attempts=_INBOX.c.attempts + 1)
     )
     events = [parse(row) for row in rows]
@@ -148,7 +150,7 @@ async def claim(
             changed.add(str(parsed.object_id))
     if changed:
         known = await session.scalars(
-            select(_CONTACTS.c.hubspot_id).where(_CONTACTS.c.hubspot_id.in_(changed))
+            select(_CONTACTS.c.hubspot_id).where(among(dialect, _CONTACTS.c.hubspot_id, changed))
         )
         changed -= set(known)
     return events, context, sorted(created | changed)
@@ -163,16 +165,23 @@ async def read_ahead(
     if hubspot is None:
         context.read_error = "no HubSpot API credentials are configured"
         return
-    try:
-        found = {
-            contact.id: contact
-            for contact in await hubspot.batch_read(hubspot_ids, context.properties_to_read())
-        }
-    except HubSpotError as error:
+    properties = properties_to_read(context.mappings, context.segments)
+    chunks = [hubspot_ids[i : i + BATCH_LIMIT] for i in range(0, len(hubspot_ids), BATCH_LIMIT)]
+    # The calls of a round at once: each waits on HubSpot, not on the one before.
+    read = await asyncio.gather(
+        *(hubspot.batch_read(chunk, properties) for chunk in chunks), return_exceptions=True
+    )
+    failed = [error for error in read if isinstance(error, BaseException)]
+    if failed:
+        if not isinstance(failed[0], HubSpotError):
+            raise failed[0]
         # Transient, or permanent but often a fixable setup problem: the events needing these
         # contacts retry with backoff until their attempts run out.
-        log.warning("reading contacts from HubSpot failed; will retry: %s", error)
+        log.warning("reading contacts from HubSpot failed; will retry: %s", failed[0])
         context.unreadable = set(hubspot_ids)
         return
+    found = {
+        c.id: c for contacts in read if not isinstance(contacts, BaseException) for c in contacts
+    }
     for hubspot_id in hubspot_ids:
         context.reads[hubspot_id] = found.get(hubspot_id)  # absent: deleted since, or never was

@@ -14,11 +14,11 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, func, select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from syncgate.config import Settings
-from syncgate.db import is_sqlite, transaction
+from syncgate.db import among, is_sqlite, transaction, update_rows
 from syncgate.delivery.retry import retry_delay
 from syncgate.errors import is_store_outage
 from syncgate.inbox.models import InboxEvent, InboxStatus
@@ -32,7 +32,7 @@ from syncgate.sync.contacts import normalise_email
 
 log = logging.getLogger("syncgate.processing")
 
-BATCH_SIZE = 200
+BATCH_SIZE = 500
 # SQLite has one write lock: webhook intake waits while a round's transaction holds it, so
 # rounds there stay short to keep acknowledgements quick.
 SQLITE_BATCH_SIZE = 100
@@ -87,7 +87,7 @@ async def _restores(connection: AsyncConnection, object_keys: set[str]) -> dict[
     rows = await connection.execute(
         select(_INBOX.c.object_key, func.max(_INBOX.c.occurred_at_ms))
         .where(
-            _INBOX.c.object_key.in_(sorted(object_keys)),
+            among(connection.dialect, _INBOX.c.object_key, sorted(object_keys)),
             _INBOX.c.kind == "contact.restore",
             _INBOX.c.status == InboxStatus.DONE,
         )
@@ -173,13 +173,10 @@ class InboxRounds:
             if done:
                 await connection.execute(
                     update(_INBOX)
-                    .where(_INBOX.c.id.in_(done))
+                    .where(among(connection.dialect, _INBOX.c.id, done))
                     .values(status=InboxStatus.DONE, processed_at=now, last_error=None)
                 )
-            if postponed:
-                await connection.execute(
-                    update(_INBOX).where(_INBOX.c.id == bindparam("event_id")), postponed
-                )
+            await update_rows(connection, _INBOX, postponed)
         return work
 
     def _postponement(self, event: RoundEvent, error: str) -> dict[str, object]:
@@ -187,7 +184,7 @@ class InboxRounds:
         are used up."""
         failed = event.attempts >= self.config.max_attempts
         return {
-            "event_id": event.id,
+            "id": event.id,
             "last_error": error[:2000],
             "status": InboxStatus.FAILED if failed else InboxStatus.PENDING,
             "next_attempt_at": utc_now() + retry_delay(self.config, event.attempts),
@@ -197,9 +194,7 @@ class InboxRounds:
         row = self._postponement(event, error)
         async with transaction(self.session_factory) as session:
             connection = await session.connection()
-            await connection.execute(
-                update(_INBOX).where(_INBOX.c.id == bindparam("event_id")), [row]
-            )
+            await update_rows(connection, _INBOX, [row])
 
     async def _store_answers(self) -> bool:
         try:

@@ -6,13 +6,12 @@ SELECT … FOR UPDATE in id order, then new ones inserted in HubSpot id order), 
 deliveries, and last, when writing, the segments whose sizes move (in id order).
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
-from sqlalchemy import ColumnElement, Insert, bindparam, insert, or_, select, update
-from sqlalchemy.engine import Dialect
+from sqlalchemy import ColumnElement, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from syncgate.db import dialect_insert
+from syncgate.db import among, copy_rows, insert_rows, update_rows
 from syncgate.delivery.outbox import Outbox
 from syncgate.models import table_of, utc_now
 from syncgate.sync.contacts import COLUMNS, ContactState, StoredProperty, normalise_email
@@ -24,25 +23,6 @@ _CONTACTS = table_of(Contact)
 _PROPERTIES = table_of(ContactProperty)
 _LOADED = (_CONTACTS.c.id, *(_CONTACTS.c[name] for name in COLUMNS))
 _LINK = COLUMNS.index("salesforce_id")
-_UPSERTS: dict[str, Insert] = {}
-
-
-def _property_upsert(dialect: Dialect) -> Insert:
-    """`INSERT INTO contact_properties … ON CONFLICT (contact_id, name) DO UPDATE`, built once."""
-    statement = _UPSERTS.get(dialect.name)
-    if statement is None:
-        base = dialect_insert(dialect, _PROPERTIES)
-        excluded = base.excluded
-        statement = _UPSERTS[dialect.name] = base.on_conflict_do_update(
-            index_elements=["contact_id", "name"],
-            set_={
-                "value": excluded.value,
-                "value_folded": excluded.value_folded,
-                "value_number": excluded.value_number,
-                "changed_at_ms": excluded.changed_at_ms,
-            },
-        )
-    return statement
 
 
 class ContactBatch:
@@ -56,6 +36,7 @@ class ContactBatch:
         self.outbox = Outbox()
         self.decisions = DecisionLog()
         self._with_properties = self._with_queued = True
+        self._created: set[ContactState] = set()
 
     @classmethod
     async def load(
@@ -82,7 +63,7 @@ class ContactBatch:
             (_CONTACTS.c.email, sorted(set(emails))),
         ):
             if values:
-                conditions.append(column.in_(values))
+                conditions.append(among(connection.dialect, column, values))
         if conditions:
             rows = await connection.execute(
                 select(*_LOADED)
@@ -94,9 +75,13 @@ class ContactBatch:
         return batch
 
     async def create_hubspot_contacts(
-        self, connection: AsyncConnection, hubspot_ids: Iterable[str]
+        self,
+        connection: AsyncConnection,
+        hubspot_ids: Iterable[str],
+        emails: Mapping[str, str | None] | None = None,
     ) -> None:
-        """Contacts for the HubSpot ids the batch does not hold yet, inserted and locked now.
+        """Contacts for the HubSpot ids the batch does not hold yet (with their `emails` when
+        known), inserted and locked now.
 
         Another worker inserting the same one first makes this insert wait for its commit and
         skip the row, which is then read and locked like the others.
@@ -105,23 +90,33 @@ class ContactBatch:
         if not missing:
             return
         now = utc_now()
-        inserted = await connection.execute(
-            dialect_insert(connection.dialect, _CONTACTS)
-            .on_conflict_do_nothing(index_elements=["hubspot_id"])
-            .returning(_CONTACTS.c.id, _CONTACTS.c.hubspot_id),
+        emails = emails or {}
+        inserted = await insert_rows(
+            connection,
+            _CONTACTS,
             [
-                {"hubspot_id": h, "salesforce_values": {}, "created_at": now, "updated_at": now}
+                {
+                    "hubspot_id": h,
+                    "email": emails.get(h),
+                    "salesforce_values": {},
+                    "created_at": now,
+                    "updated_at": now,
+                }
                 for h in missing
             ],
+            conflict=["hubspot_id"],
+            returning=["id", "hubspot_id", "email"],
         )
         # Just inserted: no properties, memberships or deliveries to read.
-        fresh = [ContactState(id=row.id, hubspot_id=row.hubspot_id) for row in inserted]
+        fresh = [
+            ContactState(id=row.id, hubspot_id=row.hubspot_id, email=row.email) for row in inserted
+        ]
         await self._take(connection, fresh, fresh=True)
         raced = sorted(set(missing) - {c.hubspot_id for c in fresh})
         if raced:
             rows = await connection.execute(
                 select(*_LOADED)
-                .where(_CONTACTS.c.hubspot_id.in_(raced))
+                .where(among(connection.dialect, _CONTACTS.c.hubspot_id, raced))
                 .order_by(_CONTACTS.c.id)
                 .with_for_update()
             )
@@ -131,6 +126,7 @@ class ContactBatch:
         self, connection: AsyncConnection, contacts: list[ContactState], *, fresh: bool = False
     ) -> None:
         if fresh:
+            self._created.update(contacts)
             for contact in contacts:
                 self.memberships.add(contact)
         else:
@@ -153,7 +149,7 @@ class ContactBatch:
                     _PROPERTIES.c.name,
                     _PROPERTIES.c.value,
                     _PROPERTIES.c.changed_at_ms,
-                ).where(_PROPERTIES.c.contact_id.in_(by_id))
+                ).where(among(connection.dialect, _PROPERTIES.c.contact_id, by_id))
             )
             for contact_id, name, value, changed_at_ms in rows:
                 by_id[contact_id].properties[name] = StoredProperty(value, changed_at_ms)
@@ -194,6 +190,17 @@ class ContactBatch:
         if contact.salesforce_id is not None:
             self.by_salesforce_id[contact.salesforce_id] = contact
 
+    def move_link(self, source: ContactState, target: ContactState) -> None:
+        """The Salesforce record `source` is linked to becomes `target`'s (a merge in HubSpot),
+        with what the mirror knows of it."""
+        target.salesforce_id, source.salesforce_id = source.salesforce_id, None
+        target.salesforce_object = source.salesforce_object
+        target.salesforce_values = source.salesforce_values
+        target.salesforce_modified_ms = source.salesforce_modified_ms
+        target.salesforce_echo_of = source.salesforce_echo_of
+        self.relinked(source, target.salesforce_id)
+        self.relinked(target, None)
+
     def hubspot_linked(self, contact: ContactState) -> None:
         if contact.hubspot_id is not None:
             self.by_hubspot_id[contact.hubspot_id] = contact
@@ -213,21 +220,31 @@ class ContactBatch:
     async def write(self, connection: AsyncConnection) -> None:
         """Store every change: contacts, properties, deliveries, decisions, then memberships."""
         await self._write_contacts(connection)
-        rows = [
-            contact.properties[name].row(contact.id, name)
-            for contact in self.contacts
-            if contact.changed_properties and contact.id is not None
-            for name in sorted(contact.changed_properties)
-        ]
-        if rows:
-            await connection.execute(_property_upsert(connection.dialect), rows)
+        # The properties of contacts this batch created cannot be stored yet: copied in.
+        rows: dict[bool, list[dict[str, object]]] = {True: [], False: []}
+        for contact in self.contacts:
+            if contact.changed_properties and contact.id is not None:
+                rows[contact in self._created] += [
+                    contact.properties[name].row(contact.id, name)
+                    for name in sorted(contact.changed_properties)
+                ]
+        await copy_rows(connection, _PROPERTIES, rows[True])
+        await insert_rows(
+            connection,
+            _PROPERTIES,
+            rows[False],
+            conflict=["contact_id", "name"],
+            update_columns=["value", "value_folded", "value_number", "changed_at_ms"],
+        )
         await self.outbox.write(connection)
         await self.decisions.write(connection)
         await self.memberships.write(connection)
         for contact in self.contacts:
             contact.mark_saved()
+        self._created.clear()
 
     async def _write_contacts(self, connection: AsyncConnection) -> None:
+        """Insert new contacts, update changed ones."""
         now = utc_now()
         new = [contact for contact in self.contacts if contact.saved is None]
         if new:
@@ -242,25 +259,23 @@ class ContactBatch:
             for contact, (contact_id,) in zip(new, inserted, strict=True):
                 contact.id = contact_id
                 self.by_id[contact_id] = contact
-        dirty = [contact for contact in self.contacts if contact.dirty]
-        if not dirty:
-            return
+            self._created.update(new)
+        dirty = [c for c in self.contacts if c.saved is not None and c.saved != c.columns()]
         # A Salesforce id moving between contacts (a merge) is unique: free it first.
         released = [
-            {"contact_id": c.id}
+            {"id": c.id, "salesforce_id": None}
             for c in dirty
             if c.saved is not None
             and c.saved[_LINK] is not None
             and c.saved[_LINK] != c.salesforce_id
         ]
-        statement = update(_CONTACTS).where(_CONTACTS.c.id == bindparam("contact_id"))
-        if released:
-            await connection.execute(statement.values(salesforce_id=None), released)
-        await connection.execute(
-            statement,
+        await update_rows(connection, _CONTACTS, released)
+        await update_rows(
+            connection,
+            _CONTACTS,
             [
-                dict(zip(COLUMNS, contact.columns(), strict=True))
-                | {"contact_id": contact.id, "updated_at": now}
+                {"id": contact.id, **dict(zip(COLUMNS, contact.columns(), strict=True))}
+                | {"updated_at": now}
                 for contact in sorted(dirty, key=lambda c: c.id or 0)
             ],
         )

@@ -89,16 +89,24 @@ class ContactState:
         self.saved: tuple[Any, ...] | None = None
 
     def columns(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in COLUMNS)
+        """The values of COLUMNS, in that order."""
+        return (
+            self.hubspot_id,
+            self.email,
+            self.salesforce_id,
+            self.salesforce_object,
+            self.salesforce_values,
+            self.salesforce_modified_ms,
+            self.salesforce_echo_of,
+            self.hubspot_deleted_at,
+            self.merged_into_id,
+        )
 
     def mark_saved(self) -> None:
+        saved = self.columns()
         # A copy of the JSON column, so changing it in place still shows as a change.
-        self.saved = tuple(dict(v) if isinstance(v, dict) else v for v in self.columns())
+        self.saved = (*saved[:4], dict(self.salesforce_values), *saved[5:])
         self.changed_properties.clear()
-
-    @property
-    def dirty(self) -> bool:
-        return self.saved is not None and self.saved != self.columns()
 
     def property_values(self) -> dict[str, str | None]:
         return {name: stored.value for name, stored in self.properties.items()}

@@ -1,8 +1,8 @@
 """Recording gate decisions: one row per change, contact and direction, plus the metric."""
 
-from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from syncgate.db import insert_rows
 from syncgate.metrics import DECISIONS
 from syncgate.models import table_of, utc_now
 from syncgate.sync.contacts import ContactState
@@ -56,7 +56,7 @@ class DecisionLog:
                     "detail": detail,
                 }
             )
-        await connection.execute(insert(_DECISIONS), rows)
+        await insert_rows(connection, _DECISIONS, rows)
 
     def count(self) -> None:
         """Move the decision metric (call once the transaction that wrote them committed)."""

@@ -1,14 +1,14 @@
 """Segments: active ones follow their filter, static ones keep an explicit member list."""
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from syncgate.db import insert_ignoring_conflicts, insert_ignoring_conflicts_statement
+from syncgate.db import among, insert_ignoring_conflicts, insert_rows
 from syncgate.errors import Conflict, NotFound, Unprocessable
 from syncgate.models import table_of
 from syncgate.sync.contacts import ContactState, normalise_email
@@ -20,6 +20,7 @@ from syncgate.sync.filters import (
     property_names,
     to_sql,
 )
+from syncgate.sync.mapping import Mapping
 from syncgate.sync.models import (
     Contact,
     Segment,
@@ -122,32 +123,17 @@ async def recompute_membership(session: AsyncSession, segment: Segment, parsed: 
     """Rebuild an active segment's member list from its filter, in SQL over all contacts."""
     segment.status = SegmentStatus.PROCESSING
     await session.flush()
-    inserted, _ = await rebuild_members(await session.connection(), segment.id, parsed)
-    segment.size = inserted
+    await session.execute(delete(SegmentMember).where(SegmentMember.segment_id == segment.id))
+    inserted = await session.execute(
+        insert(SegmentMember).from_select(
+            ["segment_id", "contact_id"],
+            select(literal(segment.id), Contact.id).where(to_sql(parsed)),
+        ),
+        execution_options={"preserve_rowcount": True},  # psycopg's is dropped otherwise
+    )
+    segment.size = inserted.rowcount  # type: ignore[attr-defined]
     segment.status = SegmentStatus.READY
     await session.flush()
-
-
-async def rebuild_members(
-    connection: AsyncConnection,
-    segment_id: int,
-    parsed: Filter,
-    contact_ids: Sequence[int] | None = None,
-) -> tuple[int, int]:
-    """Replace the segment's members (among `contact_ids`, or all contacts) by the contacts its
-    filter matches, in SQL; returns how many rows were inserted and deleted."""
-    scope = _MEMBERS.c.segment_id == segment_id
-    matching = select(literal(segment_id), Contact.id).where(to_sql(parsed))
-    if contact_ids is not None:
-        scope = scope & _MEMBERS.c.contact_id.in_(contact_ids)
-        matching = matching.where(Contact.id.in_(contact_ids))
-    keep_count = {"preserve_rowcount": True}  # psycopg's is dropped otherwise
-    deleted = await connection.execute(delete(_MEMBERS).where(scope), execution_options=keep_count)
-    inserted = await connection.execute(
-        insert(_MEMBERS).from_select(["segment_id", "contact_id"], matching),
-        execution_options=keep_count,
-    )
-    return inserted.rowcount, deleted.rowcount
 
 
 async def _member_count(session: AsyncSession, segment_id: int) -> int:
@@ -288,7 +274,7 @@ class Memberships:
             return
         rows = await connection.execute(
             select(_MEMBERS.c.contact_id, _MEMBERS.c.segment_id).where(
-                _MEMBERS.c.contact_id.in_(by_id)
+                among(connection.dialect, _MEMBERS.c.contact_id, by_id)
             )
         )
         for contact_id, segment_id in rows:
@@ -336,14 +322,15 @@ class Memberships:
 
     async def write(self, connection: AsyncConnection) -> None:
         """Rows first, then the sizes in segment order (the last locks a batch takes)."""
-        if self._joined:
-            await connection.execute(
-                insert_ignoring_conflicts_statement(connection.dialect, _MEMBERS),
-                sorted(
-                    ({"segment_id": s, "contact_id": c.id} for s, c in self._joined),
-                    key=lambda row: (row["segment_id"], row["contact_id"]),
-                ),
-            )
+        await insert_rows(
+            connection,
+            _MEMBERS,
+            [
+                {"segment_id": s, "contact_id": c}
+                for s, c in sorted((s, c.id) for s, c in self._joined)
+            ],
+            conflict=["segment_id", "contact_id"],
+        )
         if self._left:
             await connection.execute(
                 delete(_MEMBERS).where(
@@ -384,24 +371,10 @@ async def is_member(session: AsyncSession, contact: Contact, segment_id: int | N
     return found is not None
 
 
-async def filter_properties(session: AsyncSession) -> set[str]:
-    """Every property that an active segment's filter names."""
-    filters = (
-        await session.scalars(select(Segment.filter).where(Segment.type == SegmentType.ACTIVE))
-    ).all()
-    names: set[str] = set()
-    for raw in filters:
-        names |= property_names(parse_filter(raw))
-    return names
-
-
-async def mark_active_segments_processing(session: AsyncSession) -> list[int]:
-    """Flag every active segment as being recomputed; returns their ids."""
-    ids = list(
-        (await session.scalars(select(Segment.id).where(Segment.type == SegmentType.ACTIVE))).all()
-    )
-    if ids:
-        await session.execute(
-            update(Segment).where(Segment.id.in_(ids)).values(status=SegmentStatus.PROCESSING)
-        )
-    return ids
+def properties_to_read(mappings: Iterable[Mapping], segments: Iterable[ActiveSegment]) -> list[str]:
+    """What to read of a HubSpot contact: the mapped properties and every property an active
+    segment's filter names (CONTRACT §4)."""
+    names = {"email", *(m.hubspot_property for m in mappings)}
+    for segment in segments:
+        names |= property_names(segment.filter)
+    return sorted(names)

@@ -1,14 +1,9 @@
 """Resync and backfill through the real job runner, in process, against the fake platforms."""
 
-from collections.abc import AsyncIterator
-
-import pytest
-from delivery.harness import Env, open_env
+from delivery.harness import Env
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from support.store import upsert_hubspot_contact
 
-from syncgate.config import Settings
 from syncgate.db import transaction
 from syncgate.delivery.models import Delivery, DeliveryStatus, Operation, Target
 from syncgate.jobs.models import Job, JobKind, JobStatus
@@ -17,14 +12,6 @@ from syncgate.sync.models import Contact, Segment, SegmentMember, SegmentType
 from syncgate.sync.segments import create_segment
 
 CUSTOMERS = {"property": "lifecyclestage", "operator": "eq", "value": "customer"}
-
-
-@pytest.fixture
-async def env(
-    settings: Settings, session_factory: async_sessionmaker[AsyncSession]
-) -> AsyncIterator[Env]:
-    async with open_env(settings, session_factory) as env:
-        yield env
 
 
 async def run_job(env: Env, kind: JobKind, **params: object) -> Job:

@@ -5,7 +5,6 @@ fake platforms (tests/delivery/harness.py).
 """
 
 from collections import Counter
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -18,12 +17,9 @@ from delivery.harness import (
     change,
     event,
     now_ms,
-    open_env,
 )
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from syncgate.config import Settings
 from syncgate.db import transaction
 from syncgate.processing.apply import Round
 from syncgate.processing.claim import RoundEvent
@@ -31,14 +27,6 @@ from syncgate.sync.decide.outcomes import Decision, Direction
 from syncgate.sync.models import Segment, SegmentMember, SegmentType
 from syncgate.sync.preferences import load_settings
 from syncgate.sync.segments import create_segment
-
-
-@pytest.fixture
-async def env(
-    settings: Settings, session_factory: async_sessionmaker[AsyncSession]
-) -> AsyncIterator[Env]:
-    async with open_env(settings, session_factory) as env:
-        yield env
 
 
 async def synced_contact(env: Env, **properties: Any) -> tuple[str, str]:
