@@ -1,4 +1,4 @@
-"""contacts remember the delivery awaiting its echo
+"""contacts remember the delivery awaiting its echo; inbox claims in id order by index
 
 Revision ID: 0011
 Revises: 0006
@@ -19,8 +19,10 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("contacts", schema=None) as batch_op:
         batch_op.add_column(sa.Column("salesforce_echo_of", sa.BigInteger(), nullable=True))
+    op.create_index("ix_inbox_events_status_id", "inbox_events", ["status", "id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_inbox_events_status_id", table_name="inbox_events")
     with op.batch_alter_table("contacts", schema=None) as batch_op:
         batch_op.drop_column("salesforce_echo_of")
