@@ -14,6 +14,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -89,7 +90,16 @@ class ContactProperty(Base):
 
     contact: Mapped[Contact] = relationship(back_populates="properties")
 
-    __table_args__ = (Index("ix_contact_properties_name_number", "name", "value_number"),)
+    # Number comparisons never match a NULL, and most values are no number: only numbers.
+    __table_args__ = (
+        Index(
+            "ix_contact_properties_name_number",
+            "name",
+            "value_number",
+            postgresql_where=text("value_number IS NOT NULL"),
+            sqlite_where=text("value_number IS NOT NULL"),
+        ),
+    )
 
 
 class Segment(TimestampMixin, Base):

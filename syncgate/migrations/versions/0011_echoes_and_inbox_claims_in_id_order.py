@@ -1,4 +1,5 @@
-"""contacts remember the delivery awaiting its echo; inbox claims in id order by index
+"""contacts remember the delivery awaiting its echo; inbox claims in id order by index;
+property numbers indexed only where there is one
 
 Revision ID: 0011
 Revises: 0006
@@ -20,9 +21,22 @@ def upgrade() -> None:
     with op.batch_alter_table("contacts", schema=None) as batch_op:
         batch_op.add_column(sa.Column("salesforce_echo_of", sa.BigInteger(), nullable=True))
     op.create_index("ix_inbox_events_status_id", "inbox_events", ["status", "id"])
+    # Number comparisons never match a NULL, and most values are no number: index only numbers.
+    op.drop_index("ix_contact_properties_name_number", table_name="contact_properties")
+    op.create_index(
+        "ix_contact_properties_name_number",
+        "contact_properties",
+        ["name", "value_number"],
+        postgresql_where=sa.text("value_number IS NOT NULL"),
+        sqlite_where=sa.text("value_number IS NOT NULL"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_contact_properties_name_number", table_name="contact_properties")
+    op.create_index(
+        "ix_contact_properties_name_number", "contact_properties", ["name", "value_number"]
+    )
     op.drop_index("ix_inbox_events_status_id", table_name="inbox_events")
     with op.batch_alter_table("contacts", schema=None) as batch_op:
         batch_op.drop_column("salesforce_echo_of")
