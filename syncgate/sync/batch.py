@@ -220,7 +220,7 @@ class ContactBatch:
     async def write(self, connection: AsyncConnection) -> None:
         """Store every change: contacts, properties, deliveries, decisions, then memberships."""
         await self._write_contacts(connection)
-        # The properties of contacts this batch created cannot be stored yet: copied in.
+        # Properties of contacts this batch created cannot conflict with stored ones: copied in.
         rows: dict[bool, list[dict[str, object]]] = {True: [], False: []}
         for contact in self.contacts:
             if contact.changed_properties and contact.id is not None:

@@ -33,9 +33,6 @@ class DecisionLog:
     def outcomes_since(self, mark: int) -> list[Outcome]:
         return [outcome for _, outcome, _, _ in self._rows[mark:]]
 
-    def undo_since(self, mark: int) -> None:
-        del self._rows[mark:]
-
     async def write(self, connection: AsyncConnection) -> None:
         """Insert every decision (contacts must have their ids by now)."""
         if not self._rows:
