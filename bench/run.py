@@ -718,9 +718,10 @@ def summarize_profile(path: Path) -> dict[str, Any]:
         if not frames or not count.isdigit():
             continue
         threads.setdefault(frames[0], []).append((frames[1:], int(count)))
+    # The event loop's thread: uvicorn's (serve), else the busiest (a worker has no uvicorn).
     main_id = next(
         (t for t, stacks in threads.items() if any("uvicorn/" in f for s, _ in stacks for f in s)),
-        None,
+        max(threads, key=lambda t: sum(n for _, n in threads[t]), default=None),
     )
     total = sum(n for stacks in threads.values() for _, n in stacks) or 1
     main = threads.get(main_id or "", [])

@@ -1,13 +1,30 @@
 """Engines and sessions; every difference between SQLite and PostgreSQL lives here."""
 
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Engine, Insert, create_engine, event
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    Executable,
+    Insert,
+    Row,
+    Table,
+    any_,
+    bindparam,
+    create_engine,
+    event,
+    text,
+    update,
+)
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -117,6 +134,27 @@ async def transaction(factory: async_sessionmaker[AsyncSession]) -> AsyncIterato
         yield session
 
 
+def among(dialect: Dialect, column: Any, values: Iterable[Any]) -> ColumnElement[bool]:
+    """`column IN (values)`. On PostgreSQL `column = ANY(:array)`: one parameter, so the
+    statement's text is the same for any number of values and psycopg prepares it once."""
+    if dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))  # type: ignore[no-any-return]
+    return column.in_(list(values))  # type: ignore[no-any-return]
+
+
+def dialect_insert(dialect: Dialect, table: Any) -> Any:
+    """An INSERT into `table` that supports `ON CONFLICT` in `dialect`."""
+    if dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)
+
+
 def insert_ignoring_conflicts(
     session: AsyncSession, table: Any, rows: list[dict[str, Any]] | None = None
 ) -> Any:
@@ -125,11 +163,7 @@ def insert_ignoring_conflicts(
     Without `rows`, pass them to `session.execute(statement, rows)`: the statement's compiled
     form is then cached, where a multi-row VALUES literal is compiled anew every time.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
-    statement = dialect_insert(table)
+    statement = dialect_insert(session.get_bind().dialect, table)
     if rows is not None:
         statement = statement.values(rows)
     return statement.on_conflict_do_nothing()
@@ -142,9 +176,149 @@ def insert_ignoring_conflicts_statement(dialect: Dialect, table: Any) -> Insert:
     so PostgreSQL gets no implicit `RETURNING id`, and with the count kept, as SQLAlchemy drops
     it for inserts on psycopg otherwise.
     """
+    statement = dialect_insert(dialect, table).on_conflict_do_nothing().inline()
+    return statement.execution_options(preserve_rowcount=True)  # type: ignore[no-any-return]
+
+
+# -- bulk writes -------------------------------------------------------------------------------
+#
+# psycopg's executemany sends one statement per row (pipelined), with a few microseconds of
+# Python for every row and value. On PostgreSQL a bulk write instead sends all rows as one JSON
+# document (encoded in C) that `json_populate_recordset` turns back into rows of the table's own
+# types: one parameter, and a statement text that never changes. SQLite's executemany runs in C
+# and stays.
+
+_BULK: dict[tuple[Any, ...], Executable] = {}
+
+
+def _json_value(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _recordset(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
+    return {"rows": json.dumps(rows, default=_json_value)}
+
+
+def _rows_of(table: Table) -> str:
+    return f"json_populate_recordset(NULL::{table.name}, CAST(:rows AS json))"
+
+
+def _bulk_insert(
+    dialect: Dialect,
+    table: Table,
+    columns: tuple[str, ...],
+    conflict: tuple[str, ...],
+    update_columns: tuple[str, ...] | None,
+    returning: tuple[str, ...],
+) -> Executable:
+    key = ("insert", dialect.name, table.name, columns, conflict, update_columns, returning)
+    statement = _BULK.get(key)
+    if statement is not None:
+        return statement
     if dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        names = ", ".join(columns)
+        sql = f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {_rows_of(table)}"  # noqa: S608
+        if conflict:
+            sql += f" ON CONFLICT ({', '.join(conflict)}) DO "
+            sql += (
+                "UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in update_columns)
+                if update_columns
+                else "NOTHING"
+            )
+        if returning:
+            sql += f" RETURNING {', '.join(returning)}"
+        clause = text(sql)
+        statement = clause.columns(*(table.c[c] for c in returning)) if returning else clause
     else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
-    statement = dialect_insert(table).on_conflict_do_nothing().inline()
-    return statement.execution_options(preserve_rowcount=True)
+        built = dialect_insert(dialect, table)
+        if conflict and update_columns:
+            built = built.on_conflict_do_update(
+                index_elements=list(conflict),
+                set_={c: built.excluded[c] for c in update_columns},
+            )
+        elif conflict:
+            built = built.on_conflict_do_nothing(index_elements=list(conflict))
+        statement = built.returning(*(table.c[c] for c in returning)) if returning else built
+    _BULK[key] = statement
+    return statement
+
+
+async def insert_rows(
+    connection: AsyncConnection,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    *,
+    conflict: Sequence[str] = (),
+    update_columns: Sequence[str] | None = None,
+    returning: Sequence[str] = (),
+) -> list[Row[Any]]:
+    """Insert rows (all with the same keys) in one statement. With `conflict` keys: ON CONFLICT
+    DO NOTHING, or DO UPDATE of `update_columns`. The rows of `returning` come in no order."""
+    if not rows:
+        return []
+    statement = _bulk_insert(
+        connection.dialect,
+        table,
+        tuple(rows[0]),
+        tuple(conflict),
+        tuple(update_columns) if update_columns else None,
+        tuple(returning),
+    )
+    postgresql = connection.dialect.name == "postgresql"
+    result = await connection.execute(statement, _recordset(rows) if postgresql else rows)
+    return list(result) if returning else []
+
+
+async def update_rows(
+    connection: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]], key: str = "id"
+) -> None:
+    """Update rows by `key`, each with the values of the other keys (the same for all rows)."""
+    if not rows:
+        return
+    columns = tuple(rows[0])
+    postgresql = connection.dialect.name == "postgresql"
+    cache_key = ("update", connection.dialect.name, table.name, columns, key)
+    statement = _BULK.get(cache_key)
+    if statement is None:
+        if postgresql:
+            sets = ", ".join(f"{c} = r.{c}" for c in columns if c != key)
+            statement = text(
+                f"UPDATE {table.name} SET {sets} FROM {_rows_of(table)} AS r "  # noqa: S608
+                f"WHERE {table.name}.{key} = r.{key}"
+            )
+        else:
+            statement = (
+                update(table)
+                .where(table.c[key] == bindparam(f"b_{key}"))
+                .values({c: bindparam(f"b_{c}") for c in columns if c != key})
+            )
+        _BULK[cache_key] = statement
+    if postgresql:
+        await connection.execute(statement, _recordset(rows))
+    else:
+        await connection.execute(
+            statement, [{f"b_{c}": value for c, value in row.items()} for row in rows]
+        )
+
+
+async def copy_rows(
+    connection: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]]
+) -> None:
+    """Insert rows that cannot conflict (those of records this transaction created): COPY on
+    PostgreSQL, the fastest way in; executemany on SQLite."""
+    if not rows:
+        return
+    columns = tuple(rows[0])
+    if connection.dialect.name != "postgresql":
+        await connection.execute(table.insert(), list(rows))
+        return
+    pick = itemgetter(*columns)
+    values = pick if len(columns) > 1 else lambda row: (pick(row),)
+    raw = await connection.get_raw_connection()
+    async with raw.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+        sql = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+        async with cursor.copy(sql) as copy:
+            for row in rows:
+                await copy.write_row(values(row))

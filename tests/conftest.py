@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from delivery.harness import Env, open_env
 from sqlalchemy import Engine, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -57,14 +58,14 @@ def _clean_database(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def _rounds_are_processed_together(
+def _rounds_are_processed_whole(
     request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
 ) -> Iterator[None]:
-    """A processing round that falls back to one event at a time still gives the right result,
-    so only this makes an error in the batched path visible."""
+    """A round that fails is processed again in halves and still gives the right result, so
+    only this makes an error that events cause together visible."""
     yield
-    if request.node.get_closest_marker("round_fallback") is None:
-        assert "processing the round together failed" not in caplog.text
+    if request.node.get_closest_marker("round_split") is None:
+        assert "processing its halves apart" not in caplog.text
 
 
 @pytest.fixture
@@ -82,6 +83,15 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
     return Settings(database_url=database_url, admin_token=ADMIN_TOKEN, _env_file=None)
+
+
+@pytest.fixture
+async def env(
+    settings: Settings, session_factory: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[Env]:
+    """The real processing and delivery steps in process, with fresh fake platforms."""
+    async with open_env(settings, session_factory) as env:
+        yield env
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from syncgate.api.paging import Limit
 from syncgate.delivery.models import Delivery, DeliveryStatus, Target
 from syncgate.errors import Conflict, NotFound, error_responses
 from syncgate.models import utc_now
-from syncgate.sync.gate import Decision, Direction
+from syncgate.sync.decide.outcomes import Decision, Direction
 from syncgate.sync.models import DecisionRecord
 from syncgate.sync.schemas import ROW_ID_MAX, ROW_ID_MIN, DecisionOut
 

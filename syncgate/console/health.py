@@ -20,7 +20,7 @@ from syncgate.errors import AppError
 from syncgate.metrics import FORWARD_LATENCY
 from syncgate.models import utc_now
 from syncgate.sync.contacts import normalise_email
-from syncgate.sync.gate import Decision, Direction
+from syncgate.sync.decide.outcomes import Decision, Direction
 from syncgate.sync.models import Contact, DecisionRecord
 from syncgate.sync.schemas import Email, RowId, SyncStatusOut
 from syncgate.sync.status import sync_status

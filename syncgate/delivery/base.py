@@ -12,21 +12,23 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, raiseload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from syncgate.config import Settings
 from syncgate.connections.breaker import Connection, Outcome
 from syncgate.connections.credentials import not_connected
-from syncgate.db import lost_a_conflict, transaction
+from syncgate.db import among, lost_a_conflict, transaction
 from syncgate.delivery.models import Delivery, DeliveryStatus, Target
-from syncgate.delivery.outbox import coalesce
 from syncgate.delivery.retry import retry_delay
 from syncgate.metrics import DELIVERIES, FORWARD_LATENCY
 from syncgate.models import utc_now
 from syncgate.platforms.errors import PlatformError
 from syncgate.platforms.usage import ApiUsage
+from syncgate.sync.batch import ContactBatch
+from syncgate.sync.contacts import ContactState
 from syncgate.sync.models import Contact
+from syncgate.sync.segments import active_segments
 
 log = logging.getLogger("syncgate.delivery")
 
@@ -112,21 +114,17 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
         """Send to the platform; a result for every claimed delivery id."""
 
     @abstractmethod
-    async def on_delivered(
-        self, session: AsyncSession, contact: Contact, item: ClaimT, context: Any
+    def on_delivered(
+        self, contacts: ContactBatch, contact: ContactState, item: ClaimT, delivery: Delivery
     ) -> str | None:
         """Update the mirror after a success; a message instead when the link conflicts."""
 
-    async def settle_context(
-        self, session: AsyncSession, claimed: list[ClaimT], contacts: Mapping[int, Contact]
-    ) -> Any:
-        """Anything `on_delivered` needs for the whole batch, loaded once."""
-        return None
+    def settle_load(self, claimed: list[ClaimT]) -> dict[str, Any]:
+        """What `on_delivered` needs of the contacts, as `ContactBatch.load` keywords: more
+        contacts (those holding the records the batch wrote to), properties or not."""
+        return {}
 
-    async def after_settle(self, session: AsyncSession, context: Any) -> None:
-        """Anything to write once the whole batch is settled."""
-
-    def record_id(self, item: ClaimT, contact: Contact) -> str | None:
+    def record_id(self, item: ClaimT) -> str | None:
         """The platform's id of the record a delivery wrote, for its history."""
         return None
 
@@ -213,6 +211,7 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
         other = aliased(Delivery)
         async with transaction(self.session_factory) as session:
             now = utc_now()
+            dialect = session.get_bind().dialect
             # One record's deliveries go out one at a time and in the order they were queued:
             # a newer one sent before an older one that waits for its retry would be overwritten.
             blocking_sibling = exists().where(
@@ -262,7 +261,7 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
                 return []
             await session.execute(
                 update(Delivery)
-                .where(Delivery.id.in_([row.id for row in rows]))
+                .where(among(dialect, Delivery.id, [row.id for row in rows]))
                 .values(
                     status=DeliveryStatus.IN_FLIGHT,
                     lease_until=now + LEASE,
@@ -273,7 +272,12 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
             for row in rows:
                 # What the UPDATE wrote, without a reload and without marking the row dirty.
                 set_committed_value(row, "attempts", row.attempts + 1)
-            contacts = await _by_id(session, Contact, {row.contact_id for row in rows})
+            found = await session.scalars(
+                select(Contact)
+                .where(among(dialect, Contact.id, {row.contact_id for row in rows}))
+                .options(raiseload(Contact.properties))  # sending needs only the link columns
+            )
+            contacts = {contact.id: contact for contact in found}
             return await self.prepare(session, [(row, contacts[row.contact_id]) for row in rows])
 
     async def _settle_until_it_sticks(
@@ -298,13 +302,16 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
             now = utc_now()
             deliveries = await _by_id(session, Delivery, {c.id for c in claimed})
             # Locked up front in id order, the order a processing round locks them in: taking
-            # them one by one as the flush updates them could deadlock with a round.
-            contacts = await _by_id(
-                session, Contact, {c.contact_id for c in claimed}, lock_in_order=True
+            # them one by one as they are updated could deadlock with a round.
+            connection = await session.connection()
+            contacts = await ContactBatch.load(
+                connection,
+                await active_segments(session),
+                ids={c.contact_id for c in claimed},
+                **self.settle_load(claimed),
             )
-            context = await self.settle_context(session, claimed, contacts)
             for item in claimed:
-                delivery, contact = deliveries.get(item.id), contacts.get(item.contact_id)
+                delivery, contact = deliveries.get(item.id), contacts.by_id.get(item.contact_id)
                 if delivery is None or contact is None:
                     continue
                 if (
@@ -316,7 +323,7 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
                     continue
                 result = results.get(item.id) or Result(ok=False, message="no answer for it")
                 if result.ok:
-                    conflict = await self.on_delivered(session, contact, item, context)
+                    conflict = self.on_delivered(contacts, contact, item, delivery)
                     if conflict:
                         result = Result(ok=False, message=conflict)
                 outcome = self._apply(delivery, item, result, now)
@@ -326,13 +333,13 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
                 delivery.history = [
                     *delivery.history,
                     {"at": now.isoformat(), "attempt": item.attempts, "outcome": outcome}
-                    | ({"record": self.record_id(item, contact)} if result.ok else {})
+                    | ({"record": self.record_id(item)} if result.ok else {})
                     | ({} if result.ok else {"error": result.message}),
                 ]
                 if outcome == "retry":
                     retried.append(delivery)
             await self._absorb_newer(session, retried)
-            await self.after_settle(session, context)
+            await contacts.write(connection)
         for latency in latencies:
             FORWARD_LATENCY.observe(latency)
         for outcome in outcomes:
@@ -348,7 +355,7 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
         newer = await session.scalars(
             select(Delivery)
             .where(
-                Delivery.contact_id.in_(by_contact),
+                among(session.get_bind().dialect, Delivery.contact_id, by_contact),
                 Delivery.target == self.target,
                 Delivery.status == DeliveryStatus.PENDING,
                 Delivery.id.not_in([delivery.id for delivery in retried]),
@@ -357,12 +364,10 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
             .with_for_update()
         )
         for sibling in newer.all():
-            coalesce(
-                by_contact[sibling.contact_id],
-                sibling.values,
-                sibling.first_received_at,
-                sibling.source_event,
-            )
+            kept = by_contact[sibling.contact_id]
+            kept.values = {**kept.values, **sibling.values}
+            kept.first_received_at = min(kept.first_received_at, sibling.first_received_at)
+            kept.source_event = sibling.source_event
             await session.delete(sibling)
 
     def _apply(self, delivery: Delivery, item: ClaimT, result: Result, now: datetime) -> str:
@@ -413,14 +418,9 @@ def _outcome(results: Iterable[Result]) -> tuple[Outcome, str | None]:
     return (Outcome.ANSWERED if answered else Outcome.NONE), None
 
 
-ModelT = TypeVar("ModelT", Delivery, Contact)
-
-
 async def _by_id(
-    session: AsyncSession, model: type[ModelT], ids: set[int], *, lock_in_order: bool = False
-) -> dict[int, ModelT]:
-    query = select(model).where(model.id.in_(ids))
-    if lock_in_order:
-        query = query.order_by(model.id).with_for_update()
-    rows = (await session.scalars(query)).all()
+    session: AsyncSession, model: type[Delivery], ids: set[int]
+) -> dict[int, Delivery]:
+    dialect = session.get_bind().dialect
+    rows = (await session.scalars(select(model).where(among(dialect, model.id, ids)))).all()
     return {row.id: row for row in rows}

@@ -1,20 +1,18 @@
 """The worker step that delivers queued changes to HubSpot in batches of up to 100."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from syncgate.delivery.base import Deliverer, Result
 from syncgate.delivery.models import Delivery, Operation, Target
 from syncgate.models import utc_now
 from syncgate.platforms.hubspot.client import BatchResult, HubSpotClient, HubSpotError
-from syncgate.sync.contacts import apply_properties
+from syncgate.sync.batch import ContactBatch
+from syncgate.sync.contacts import ContactState, apply_properties
 from syncgate.sync.models import Contact
-from syncgate.sync.round_cache import RoundCache
-from syncgate.sync.segments import ActiveSegment, active_segments, refresh_memberships
 
 BATCH_SIZE = 100  # inputs per HubSpot batch call
 
@@ -28,14 +26,6 @@ class Claimed:
     hubspot_id: str | None
     email: str | None
     written_id: str | None = None  # the HubSpot id the write went to
-
-
-@dataclass
-class SettleContext:
-    segments: list[ActiveSegment]
-    memberships: RoundCache
-    # The contacts that already hold the HubSpot ids that created contacts were written to.
-    holders: dict[str, Contact]
 
 
 class HubSpotDeliverer(Deliverer[Claimed, HubSpotClient]):
@@ -115,64 +105,42 @@ class HubSpotDeliverer(Deliverer[Claimed, HubSpotClient]):
                 results[item.id] = Result(ok=False, message=message, transient=outcome.transient)
         return None
 
-    async def settle_context(
-        self, session: AsyncSession, claimed: list[Claimed], contacts: Mapping[int, Contact]
-    ) -> SettleContext:
-        written = {c.written_id for c in claimed if c.hubspot_id is None and c.written_id}
-        holders = await session.scalars(select(Contact).where(Contact.hubspot_id.in_(written)))
-        holders_by_id = {c.hubspot_id: c for c in holders if c.hubspot_id is not None}
-        return SettleContext(
-            segments=await active_segments(session),
-            memberships=await RoundCache.memberships_of(
-                session, [*contacts.values(), *holders_by_id.values()]
+    def settle_load(self, claimed: list[Claimed]) -> dict[str, Any]:
+        # The contacts that already hold the HubSpot ids that created contacts were written to.
+        return {
+            "queued": False,
+            "hubspot_ids": sorted(
+                {c.written_id for c in claimed if c.hubspot_id is None and c.written_id}
             ),
-            holders=holders_by_id,
-        )
+        }
 
-    async def after_settle(self, session: AsyncSession, context: SettleContext) -> None:
-        await context.memberships.write(session)
-
-    async def on_delivered(
-        self, session: AsyncSession, contact: Contact, item: Claimed, context: SettleContext
+    def on_delivered(
+        self, contacts: ContactBatch, contact: ContactState, item: Claimed, delivery: Delivery
     ) -> str | None:
-        contact = await self._link(session, contact, item.written_id, context.holders)
+        contact = self._link(contacts, contact, item.written_id)
         # Remember what HubSpot now has: its webhook echo is then no change.
         apply_properties(contact, item.values, int(utc_now().timestamp() * 1000))
-        if context.memberships.covers(contact):
-            context.memberships.refresh_memberships(contact, context.segments)
-        else:
-            await refresh_memberships(session, contact, context.segments)
+        contacts.memberships.refresh(contact)
         if item.hubspot_id is None:
-            delivery = await session.get(Delivery, item.id)
-            if delivery is not None:
-                delivery.operation = Operation.CREATE
+            delivery.operation = Operation.CREATE
         return None
 
-    def record_id(self, item: Claimed, contact: Contact) -> str | None:
+    def record_id(self, item: Claimed) -> str | None:
         return item.written_id
 
-    async def _link(
-        self,
-        session: AsyncSession,
-        contact: Contact,
-        hubspot_id: str | None,
-        holders: dict[str, Contact],
-    ) -> Contact:
+    def _link(
+        self, contacts: ContactBatch, contact: ContactState, hubspot_id: str | None
+    ) -> ContactState:
         """Give the contact its HubSpot id; if a webhook already brought that contact in as
         another row, fold this one into it so one person stays one contact."""
         if contact.hubspot_id is not None or hubspot_id is None:
             return contact
-        holder = holders.get(hubspot_id)
+        holder = contacts.by_hubspot_id.get(hubspot_id)
         if holder is None or holder is contact:
             contact.hubspot_id = hubspot_id
-            holders[hubspot_id] = contact
+            contacts.hubspot_linked(contact)
             return contact
         if holder.salesforce_id is None and contact.salesforce_id is not None:
-            salesforce_id, contact.salesforce_id = contact.salesforce_id, None
-            await session.flush()
-            holder.salesforce_id = salesforce_id
-            holder.salesforce_object = contact.salesforce_object
-            holder.salesforce_values = contact.salesforce_values
-            holder.salesforce_modified_ms = contact.salesforce_modified_ms
+            contacts.move_link(contact, holder)
         contact.merged_into_id = holder.id
         return holder

@@ -1,7 +1,6 @@
 """The worker step that delivers queued changes to Salesforce in composite batches."""
 
 import logging
-from collections.abc import Mapping as MappingOf
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,16 +16,16 @@ from syncgate.platforms.salesforce.client import (
     SalesforceError,
     SalesforceRecord,
 )
-from syncgate.sync.gate import salesforce_field, same_value
-from syncgate.sync.mapping import Mapping, load_mappings
-from syncgate.sync.models import Contact, SyncRule
+from syncgate.sync.batch import ContactBatch
+from syncgate.sync.contacts import ContactState
+from syncgate.sync.decide.salesforce_record import fields_to_create, fields_to_update
+from syncgate.sync.mapping import Mapping, load_mappings, salesforce_field
+from syncgate.sync.models import Contact
 from syncgate.sync.preferences import load_settings
 
 log = logging.getLogger("syncgate.delivery.salesforce")
 
 BATCH_SIZE = 200  # records per sObject Collections call
-NOT_PROVIDED = "[not provided]"
-REQUIRED_LEAD_FIELDS = ("LastName", "Company")
 CONVERTED_LEAD = "CANNOT_UPDATE_CONVERTED_LEAD"
 
 
@@ -49,39 +48,6 @@ class Claimed:
     fields: dict[str, Any] = field(default_factory=dict)
     found: SalesforceRecord | None = None
     converted_from: str | None = None  # the converted Lead this now writes to the Contact of
-
-
-def to_salesforce_fields(
-    values: dict[str, Any], object_type: str, mappings: Sequence[Mapping]
-) -> dict[str, Any]:
-    by_property = {m.hubspot_property: m for m in mappings}
-    fields: dict[str, Any] = {}
-    for prop, value in values.items():
-        mapping = by_property.get(prop)
-        target = salesforce_field(mapping, object_type) if mapping else None
-        if target is not None:
-            fields[target] = value
-    return fields
-
-
-def _keep_salesforce_values(
-    fields: dict[str, Any], record: SalesforceRecord, mappings: Sequence[Mapping]
-) -> dict[str, Any]:
-    """Drop what the found record already has, and what it owns under prefer-Salesforce rules."""
-    preferred = {
-        salesforce_field(m, record.object_type)
-        for m in mappings
-        if m.rule is SyncRule.PREFER_SALESFORCE_UNLESS_BLANK
-    }
-    kept = {}
-    for name, value in fields.items():
-        theirs = record.values.get(name)
-        if same_value(value, theirs):
-            continue
-        if name in preferred and theirs not in (None, ""):
-            continue
-        kept[name] = value
-    return kept
 
 
 class SalesforceDeliverer(Deliverer[Claimed, SalesforceClient]):
@@ -151,7 +117,7 @@ class SalesforceDeliverer(Deliverer[Claimed, SalesforceClient]):
             if item.salesforce_id is not None:
                 item.object_type = item.salesforce_object or new_as
                 item.record_id = item.salesforce_id
-                item.fields = to_salesforce_fields(item.values, item.object_type, mappings)
+                item.fields = fields_to_update(item.values, item.object_type, mappings)
             elif (record := _found_for(item, found)) is not None:
                 owner = owners.get(record.id)
                 if owner is not None and owner not in (item.contact_id, item.merged_into_id):
@@ -163,20 +129,14 @@ class SalesforceDeliverer(Deliverer[Claimed, SalesforceClient]):
                     )
                     continue
                 item.found, item.object_type, item.record_id = record, record.object_type, record.id
-                fields = to_salesforce_fields(item.values, record.object_type, mappings)
-                item.fields = _keep_salesforce_values(fields, record, mappings)
+                item.fields = fields_to_update(
+                    item.values, record.object_type, mappings, found=record.values
+                )
             else:
                 item.object_type = new_as
-                item.fields = to_salesforce_fields(item.values, new_as, mappings)
-                for name in _required_fields(new_as):
-                    if item.fields.get(name) in (None, ""):
-                        item.fields[name] = NOT_PROVIDED
+                item.fields = fields_to_create(item.values, new_as, mappings)
                 creates.append(item)
                 continue
-            # Clearing a required field in HubSpot must not fail the whole write (rule 7).
-            for name in _required_fields(item.object_type):
-                if name in item.fields and item.fields[name] in (None, ""):
-                    item.fields[name] = NOT_PROVIDED
             if item.fields:
                 updates.append(item)
             else:
@@ -232,10 +192,7 @@ class SalesforceDeliverer(Deliverer[Claimed, SalesforceClient]):
                 continue
             item.converted_from, item.record_id = item.record_id, str(contact_id)
             item.object_type = "Contact"
-            item.fields = to_salesforce_fields(item.values, "Contact", mappings)
-            for name in _required_fields("Contact"):
-                if name in item.fields and item.fields[name] in (None, ""):
-                    item.fields[name] = NOT_PROVIDED
+            item.fields = fields_to_update(item.values, "Contact", mappings)
             if item.fields:
                 retargeted.append(item)
             else:
@@ -301,68 +258,57 @@ class SalesforceDeliverer(Deliverer[Claimed, SalesforceClient]):
                 )
         return None
 
-    async def settle_context(
-        self, session: AsyncSession, claimed: list[Claimed], contacts: MappingOf[int, Contact]
-    ) -> dict[str, int]:
-        return await self._holders(session, claimed, dict(contacts))
+    def settle_load(self, claimed: list[Claimed]) -> dict[str, Any]:
+        # Linking needs only the link columns; a record may be held by another contact.
+        return {
+            "salesforce_ids": sorted({c.record_id for c in claimed if c.record_id}),
+            "properties": False,
+            "queued": False,
+        }
 
-    async def on_delivered(
-        self, session: AsyncSession, contact: Contact, item: Claimed, context: Any
+    def on_delivered(
+        self, contacts: ContactBatch, contact: ContactState, item: Claimed, delivery: Delivery
     ) -> str | None:
-        conflict = self._link(contact, item, context)
+        conflict = self._link(contacts, contact, item)
         if conflict is None and item.found is not None:
-            delivery = await session.get(Delivery, item.id)
-            if delivery is not None:
-                delivery.operation = Operation.UPDATE
+            delivery.operation = Operation.UPDATE
         return conflict
 
-    def record_id(self, item: Claimed, contact: Contact) -> str | None:
+    def record_id(self, item: Claimed) -> str | None:
         return item.record_id
 
-    async def _holders(
-        self, session: AsyncSession, claimed: list[Claimed], contacts: dict[int, Contact]
-    ) -> dict[str, int]:
-        """Which contact already holds each record id that an unlinked contact is about to take."""
-        record_ids = {
-            c.record_id
-            for c in claimed
-            if c.record_id is not None
-            and c.contact_id in contacts
-            and (contacts[c.contact_id].salesforce_id is None or c.converted_from is not None)
-        }
-        if not record_ids:
-            return {}
-        rows = await session.execute(
-            select(Contact.salesforce_id, Contact.id).where(Contact.salesforce_id.in_(record_ids))
-        )
-        return {salesforce_id: contact_id for salesforce_id, contact_id in rows if salesforce_id}
-
-    def _link(self, contact: Contact, item: Claimed, holders: dict[str, int]) -> str | None:
-        """Link the contact to its record and remember the values Salesforce now has."""
+    def _link(self, contacts: ContactBatch, contact: ContactState, item: Claimed) -> str | None:
+        """Link the contact to its record and remember the values Salesforce now has, until the
+        record's Outbound Message (the echo of this delivery) confirms them."""
+        holder = contacts.by_salesforce_id.get(item.record_id or "")
+        previous = contact.salesforce_id
         converted = item.converted_from is not None and contact.salesforce_id == item.converted_from
         if converted and item.record_id is not None:
-            holder = holders.get(item.record_id)
-            if holder is not None and holder != contact.id:
-                return f"Salesforce Contact {item.record_id} is already linked to contact {holder}"
+            if holder is not None and holder is not contact:
+                return (
+                    f"Salesforce Contact {item.record_id} is already linked to contact {holder.id}"
+                )
             contact.salesforce_id = item.record_id
             contact.salesforce_object = item.object_type
             contact.salesforce_values = dict(item.fields)
-            holders[item.record_id] = contact.id
+            contact.salesforce_echo_of = item.id
+            contacts.relinked(contact, previous)
             return None
         if contact.salesforce_id is None and item.record_id is not None:
-            holder = holders.get(item.record_id)
-            if holder is not None and holder != contact.id:
-                if contact.merged_into_id != holder:
+            if holder is not None and holder is not contact:
+                if contact.merged_into_id != holder.id:
                     return (
-                        f"Salesforce record {item.record_id} is already linked to contact {holder}"
+                        f"Salesforce record {item.record_id} is already linked to contact "
+                        f"{holder.id}"
                     )
                 # Merged in HubSpot while this was in flight: the survivor owns the link now.
                 return None
             contact.salesforce_id = item.record_id
             contact.salesforce_object = item.object_type
-            holders[item.record_id] = contact.id
-        known = dict(item.found.values) if item.found else dict(contact.salesforce_values or {})
+            contacts.relinked(contact, previous)
+        known = dict(item.found.values) if item.found else dict(contact.salesforce_values)
         contact.salesforce_values = {**known, **item.fields}
+        contact.salesforce_echo_of = item.id
         return None
 
 
@@ -372,10 +318,6 @@ def _found_for(item: Claimed, found: dict[str, SalesforceRecord]) -> SalesforceR
         if email in found:
             return found[email]
     return None
-
-
-def _required_fields(object_type: str) -> tuple[str, ...]:
-    return REQUIRED_LEAD_FIELDS if object_type == "Lead" else ("LastName",)
 
 
 def _chunks(items: list[Claimed]) -> list[list[Claimed]]:

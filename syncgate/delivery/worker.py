@@ -16,10 +16,10 @@ from syncgate.delivery.base import Deliverer
 from syncgate.delivery.hubspot import HubSpotDeliverer
 from syncgate.delivery.salesforce import SalesforceDeliverer
 from syncgate.errors import is_store_outage
-from syncgate.inbox.processing import InboxProcessor
 from syncgate.jobs.runner import JobRunner
 from syncgate.platforms.hubspot.client import HubSpotClient
 from syncgate.platforms.salesforce.client import SalesforceClient
+from syncgate.processing.round import InboxRounds
 
 log = logging.getLogger("syncgate.worker")
 
@@ -41,7 +41,7 @@ class Worker:
         budget = shared_hubspot_budget(config, session_factory)
         hubspot = HubSpotClient.from_settings(config, self.http, budget)
         salesforce = SalesforceClient.from_settings(config, self.http)
-        self.inbox = InboxProcessor(config, session_factory, hubspot)
+        self.inbox = InboxRounds(config, session_factory, hubspot)
         self.deliverers: list[Deliverer[Any, Any]] = [
             SalesforceDeliverer(config, session_factory, salesforce),
             HubSpotDeliverer(config, session_factory, hubspot),

@@ -5,26 +5,19 @@ address will be synced over ... at the time of the import"; contacts in the incl
 (or every contact, with no segment) then get the remaining mapped fields.
 """
 
-from collections.abc import Sequence
-
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from syncgate.db import transaction
 from syncgate.delivery.models import Target
-from syncgate.delivery.outbox import enqueue
 from syncgate.jobs.models import Job
 from syncgate.models import utc_now
 from syncgate.platforms.salesforce.client import SalesforceClient
-from syncgate.sync.contacts import normalise_email
-from syncgate.sync.decisions import add_decision, count_decisions
-from syncgate.sync.gate import Decision, Direction, Membership, Outcome, salesforce_field
-from syncgate.sync.mapping import Mapping as FieldMapping
-from syncgate.sync.mapping import load_mappings
-from syncgate.sync.models import Contact
+from syncgate.sync.batch import ContactBatch
+from syncgate.sync.contacts import ContactState, link_record, normalise_email
+from syncgate.sync.decide.outcomes import Direction, Membership
+from syncgate.sync.decide.salesforce_change import import_outcome, salesforce_change
+from syncgate.sync.mapping import load_mappings, salesforce_field
 from syncgate.sync.preferences import load_settings
-from syncgate.sync.salesforce_events import link_record, match_contact
-from syncgate.sync.salesforce_gate import SalesforceChange, gate_salesforce_change
-from syncgate.sync.segments import is_member
 
 CHUNK = 200
 
@@ -46,84 +39,52 @@ async def import_chunk(
     fields = sorted({f for m in mappings if (f := salesforce_field(m, object_type))} | {"Email"})
     records = await client.get_records(object_type, chunk, fields) if chunk else {}
     by_id15 = {record_id[:15]: record for record_id, record in records.items()}
+    found = [by_id15.get(record_id[:15]) for record_id in chunk]
 
-    recorded: list[tuple[Direction, Outcome]] = []
     async with transaction(factory) as session:
         job = await session.get(Job, job_id)
         assert job is not None
-        settings = await load_settings(session)
-        inclusion = settings.inclusion_segment_id
-        for record_id in chunk:
-            record = by_id15.get(record_id[:15])
-            email = normalise_email(str(record.values.get("Email") or "")) if record else None
+        inclusion = (await load_settings(session)).inclusion_segment_id
+        connection = await session.connection()
+        emails = [normalise_email(str(r.values.get("Email") or "")) if r else None for r in found]
+        batch = await ContactBatch.load(
+            connection,
+            [],
+            salesforce_ids=[r.id for r in found if r],
+            emails=[e for e in emails if e],
+        )
+        source = f"job:{job_id}"
+        for record, email in zip(found, emails, strict=True):
             if record is None or email is None:
                 job.skipped += 1
                 continue
             values = {k: None if v is None else str(v) for k, v in record.values.items()}
-            contact = await match_contact(session, record.id, email)
-            if contact is None:
-                contact = Contact(email=email, properties=[], salesforce_values={})
-                session.add(contact)
-            known_in_hubspot = contact.hubspot_id is not None
-            member = await is_member(session, contact, inclusion)
-            link_record(contact, object_type, record.id, record.last_modified_ms)
-            contact.salesforce_values = values
-            contact.salesforce_modified_ms = record.last_modified_ms
-            await session.flush()
-            outcome = _import_outcome(
-                SalesforceChange(
-                    object_type=object_type,
-                    fields=values,
-                    previous=None,
-                    hubspot_properties=contact.property_values(),
-                    hubspot_changed_at={},
-                    modified_ms=record.last_modified_ms,
-                    creation=True,
-                    hubspot_contact_known=known_in_hubspot,
-                    create_allowed=True,
-                ),
-                Membership(inclusion, member),
-                email,
-                mappings=mappings,
+            contact = batch.match_salesforce_record(record.id, email) or batch.add(
+                ContactState(email=email)
             )
-            add_decision(
-                session, Direction.SALESFORCE_TO_HUBSPOT, outcome, contact, f"job:{job_id}"
+            member = batch.memberships.is_member(contact, inclusion)
+            previous = contact.salesforce_id
+            if link_record(contact, object_type, record.id, record.last_modified_ms):
+                contact.salesforce_values = values
+                contact.salesforce_modified_ms = record.last_modified_ms
+            batch.relinked(contact, previous)
+            change = salesforce_change(
+                contact,
+                object_type=object_type,
+                record_id=record.id,
+                fields=values,
+                modified_ms=record.last_modified_ms,
+                create_allowed=True,
+                imported=True,
             )
-            recorded.append((Direction.SALESFORCE_TO_HUBSPOT, outcome))
-            if outcome.values:
-                await enqueue(
-                    session,
-                    target=Target.HUBSPOT,
-                    contact=contact,
-                    values=outcome.values,
-                    received_at=utc_now(),
-                    source_event=f"job:{job_id}",
-                )
+            outcome = import_outcome(change, Membership(inclusion, member), email, mappings)
+            batch.decisions.add(Direction.SALESFORCE_TO_HUBSPOT, outcome, contact, source)
+            if outcome.queues_delivery:
+                batch.outbox.enqueue(Target.HUBSPOT, contact, outcome.values, utc_now(), source)
             job.succeeded += 1
+        await batch.write(connection)
         job.total = len(ids)
         job.cursor = {"offset": offset + len(chunk)}
         finished = offset + len(chunk) >= len(ids)
-    count_decisions(recorded)
+    batch.decisions.count()
     return finished
-
-
-def _import_outcome(
-    change: SalesforceChange,
-    membership: Membership,
-    email: str,
-    *,
-    mappings: Sequence[FieldMapping],
-) -> Outcome:
-    full = gate_salesforce_change(change, Membership(None), mappings)
-    if membership.allows_sync:
-        return full
-    if change.hubspot_contact_known:
-        return Outcome(
-            Decision.SKIPPED_NOT_IN_SEGMENT,
-            "imported: outside the inclusion segment, so no field is synced",
-        )
-    return Outcome(
-        Decision.CREATED_OUTSIDE_SEGMENT,
-        "imported with only the email: outside the inclusion segment the other fields stay blank",
-        {"email": email},
-    )

@@ -5,30 +5,20 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from syncgate.db import transaction
 from syncgate.delivery.models import Target
-from syncgate.delivery.outbox import enqueue
 from syncgate.jobs.models import Job
 from syncgate.models import utc_now
-from syncgate.sync.decisions import add_decision, count_decisions
-from syncgate.sync.gate import (
-    Decision,
-    Direction,
-    HubSpotChange,
-    Membership,
-    Outcome,
-    gate_hubspot_change,
-)
+from syncgate.sync.batch import ContactBatch
+from syncgate.sync.decide.hubspot_change import RESYNC_PASSED, hubspot_change, resync_outcome
+from syncgate.sync.decide.outcomes import Direction, Membership
 from syncgate.sync.mapping import load_mappings
-from syncgate.sync.models import Contact, Segment, SegmentMember
+from syncgate.sync.models import Segment, SegmentMember
 from syncgate.sync.preferences import load_settings
-from syncgate.sync.segments import is_member
 
-CHUNK = 200
-PASSED = (Decision.FORWARDED, Decision.SKIPPED_NO_CHANGE)
+CHUNK = 500
 
 
 async def resync_chunk(factory: async_sessionmaker[AsyncSession], job_id: int) -> bool:
     """Gate and queue the next members; returns True when every member has been seen."""
-    recorded: list[tuple[Direction, Outcome]] = []
     async with transaction(factory) as session:
         job = await session.get(Job, job_id)
         assert job is not None
@@ -40,51 +30,42 @@ async def resync_chunk(factory: async_sessionmaker[AsyncSession], job_id: int) -
         after = int(job.cursor.get("after", 0))
         settings = await load_settings(session)
         mappings = await load_mappings(session)
-        members = (
+        member_ids = (
             await session.scalars(
-                select(Contact)
-                .join(SegmentMember, SegmentMember.contact_id == Contact.id)
-                .where(SegmentMember.segment_id == segment.id, Contact.id > after)
-                .order_by(Contact.id)
+                select(SegmentMember.contact_id)
+                .where(SegmentMember.segment_id == segment.id, SegmentMember.contact_id > after)
+                .order_by(SegmentMember.contact_id)
                 .limit(CHUNK)
             )
         ).all()
+        connection = await session.connection()
+        batch = await ContactBatch.load(connection, [], ids=member_ids)
         inclusion = settings.inclusion_segment_id
-        received = utc_now()
-        for contact in members:
-            member = await is_member(session, contact, inclusion)
-            if contact.hubspot_deleted_at is not None:
-                outcome = Outcome(Decision.IGNORED, "deleted in HubSpot")
-            else:
-                change = HubSpotChange(
-                    changed=frozenset(),
-                    properties=contact.property_values(),
-                    salesforce_object=contact.salesforce_object or settings.new_contacts_as,
-                    linked=contact.salesforce_id is not None,
-                    salesforce_values=contact.salesforce_values or {},
-                    full=True,
-                )
-                outcome = gate_hubspot_change(change, Membership(inclusion, member), mappings)
-            add_decision(
-                session, Direction.HUBSPOT_TO_SALESFORCE, outcome, contact, f"job:{job_id}"
+        received, source = utc_now(), f"job:{job_id}"
+        for contact_id in member_ids:
+            contact = batch.by_id.get(contact_id)
+            if contact is None:
+                continue
+            change = hubspot_change(
+                contact,
+                mappings,
+                new_contacts_as=settings.new_contacts_as,
+                full=True,
+                queued=batch.outbox.queued_salesforce_values(contact),
             )
-            recorded.append((Direction.HUBSPOT_TO_SALESFORCE, outcome))
+            membership = Membership(inclusion, batch.memberships.is_member(contact, inclusion))
+            outcome = resync_outcome(contact, change, membership, mappings)
+            batch.decisions.add(Direction.HUBSPOT_TO_SALESFORCE, outcome, contact, source)
             if outcome.queues_delivery:
-                await enqueue(
-                    session,
-                    target=Target.SALESFORCE,
-                    contact=contact,
-                    values=outcome.values,
-                    received_at=received,
-                    source_event=f"job:{job_id}",
-                )
-            if outcome.decision in PASSED:
+                batch.outbox.enqueue(Target.SALESFORCE, contact, outcome.values, received, source)
+            if outcome.decision in RESYNC_PASSED:
                 job.succeeded += 1
             else:
                 job.skipped += 1
-        if members:
-            job.cursor = {"after": members[-1].id}
+        await batch.write(connection)
+        if member_ids:
+            job.cursor = {"after": member_ids[-1]}
         job.total = max(job.total, job.succeeded + job.skipped + job.failed)
-        finished = len(members) < CHUNK
-    count_decisions(recorded)
+        finished = len(member_ids) < CHUNK
+    batch.decisions.count()
     return finished

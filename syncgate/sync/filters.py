@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any, TypeAlias, TypeGuard
 
 from sqlalchemy import ColumnElement, and_, exists, false, not_, or_, select, true
@@ -355,6 +356,12 @@ def _matches_value(op: Operator, operand: Operand, value: str) -> bool:
 
 def _targets(operand: Operand) -> tuple[frozenset[float], frozenset[str]]:
     """The numbers and folded texts an eq/in operand stands for."""
+    # Keyed by the repr too: True == 1 == 1.0 as keys, but not as operands.
+    return _targets_of(repr(operand), operand)
+
+
+@lru_cache(maxsize=1024)
+def _targets_of(_key: str, operand: Operand) -> tuple[frozenset[float], frozenset[str]]:
     items = operand if isinstance(operand, tuple) else (operand,)
     numbers = frozenset(float(item) for item in items if _is_number(item))
     texts = frozenset(

@@ -2,6 +2,7 @@
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +17,24 @@ class Mapping:
     lead_field: str | None
     contact_field: str | None
     rule: SyncRule
+
+
+def salesforce_field(mapping: Mapping, object_type: str) -> str | None:
+    """The field of a Lead or a Contact that a HubSpot property maps to (None: not mapped)."""
+    return mapping.lead_field if object_type == "Lead" else mapping.contact_field
+
+
+def to_salesforce_fields(
+    values: dict[str, Any], object_type: str, mappings: Sequence[Mapping]
+) -> dict[str, Any]:
+    """HubSpot property → value, as Salesforce field name → value for `object_type`."""
+    fields: dict[str, Any] = {}
+    for mapping in mappings:
+        if mapping.hubspot_property in values:
+            target = salesforce_field(mapping, object_type)
+            if target is not None:
+                fields[target] = values[mapping.hubspot_property]
+    return fields
 
 
 EMAIL_MAPPING = Mapping("email", "Email", "Email", SyncRule.TWO_WAY)

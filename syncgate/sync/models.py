@@ -14,6 +14,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -58,6 +59,9 @@ class Contact(TimestampMixin, Base):
         JSON, default=dict, server_default="{}"
     )
     salesforce_modified_ms: Mapped[int | None] = mapped_column(BigInteger)
+    # The delivery whose write `salesforce_values` shows until an Outbound Message confirms it:
+    # a notification that only carries those values back is that delivery's echo.
+    salesforce_echo_of: Mapped[int | None] = mapped_column(BigInteger)
     hubspot_deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
 
@@ -86,7 +90,16 @@ class ContactProperty(Base):
 
     contact: Mapped[Contact] = relationship(back_populates="properties")
 
-    __table_args__ = (Index("ix_contact_properties_name_number", "name", "value_number"),)
+    # Number comparisons never match a NULL, and most values are no number: only numbers.
+    __table_args__ = (
+        Index(
+            "ix_contact_properties_name_number",
+            "name",
+            "value_number",
+            postgresql_where=text("value_number IS NOT NULL"),
+            sqlite_where=text("value_number IS NOT NULL"),
+        ),
+    )
 
 
 class Segment(TimestampMixin, Base):

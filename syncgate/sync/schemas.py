@@ -5,7 +5,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
-from syncgate.sync.gate import Decision, Direction
+from syncgate.sync.decide.outcomes import Decision, Direction
 from syncgate.sync.models import Contact, Segment, SegmentStatus, SegmentType, SyncRule
 
 # The INTEGER range of the id columns: a number outside it names no row, and the database

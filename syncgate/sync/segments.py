@@ -1,15 +1,17 @@
 """Segments: active ones follow their filter, static ones keep an explicit member list."""
 
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, insert, literal, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, delete, func, insert, literal, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from syncgate.db import insert_ignoring_conflicts
+from syncgate.db import among, insert_ignoring_conflicts, insert_rows
 from syncgate.errors import Conflict, NotFound, Unprocessable
-from syncgate.sync.contacts import normalise_email
+from syncgate.models import table_of
+from syncgate.sync.contacts import ContactState, normalise_email
 from syncgate.sync.filters import (
     Filter,
     InvalidFilter,
@@ -18,6 +20,7 @@ from syncgate.sync.filters import (
     property_names,
     to_sql,
 )
+from syncgate.sync.mapping import Mapping
 from syncgate.sync.models import (
     Contact,
     Segment,
@@ -28,6 +31,7 @@ from syncgate.sync.models import (
 )
 
 PREVIEW_SAMPLE_SIZE = 10
+_MEMBERS = table_of(SegmentMember)
 
 
 def validated_filter(raw: Any) -> Filter:
@@ -242,38 +246,6 @@ async def active_segments(session: AsyncSession) -> list[ActiveSegment]:
     return [ActiveSegment(segment_id, parse_filter(raw)) for segment_id, raw in rows]
 
 
-async def refresh_memberships(
-    session: AsyncSession, contact: Contact, segments: list[ActiveSegment] | None = None
-) -> tuple[set[int], set[int]]:
-    """Re-evaluate every active segment for one contact (in Python).
-
-    Returns the contact's segment ids before and after.
-    """
-    if segments is None:
-        segments = await active_segments(session)
-    current = set(
-        (
-            await session.scalars(
-                select(SegmentMember.segment_id).where(SegmentMember.contact_id == contact.id)
-            )
-        ).all()
-    )
-    joined, left = membership_change(current, contact.property_values(), segments)
-    if joined:
-        await session.execute(
-            insert_ignoring_conflicts(session, SegmentMember),
-            [{"segment_id": sid, "contact_id": contact.id} for sid in sorted(joined)],
-        )
-    if left:
-        await session.execute(
-            delete(SegmentMember).where(
-                SegmentMember.contact_id == contact.id, SegmentMember.segment_id.in_(left)
-            )
-        )
-    await add_to_sizes(session, dict.fromkeys(joined, 1) | dict.fromkeys(left, -1))
-    return current, (current - left) | joined
-
-
 def membership_change(
     current: set[int], values: dict[str, str | None], segments: list[ActiveSegment]
 ) -> tuple[set[int], set[int]]:
@@ -283,17 +255,108 @@ def membership_change(
     return should - current, (current & active_ids) - should
 
 
-async def add_to_sizes(session: AsyncSession, steps: dict[int, int]) -> None:
+class Memberships:
+    """The segment memberships of a batch of contacts: loaded in one query, re-evaluated in
+    Python as contacts change, written back as joins, leaves and size steps."""
+
+    def __init__(self, segments: list[ActiveSegment]) -> None:
+        self.segments = segments
+        self._members: dict[ContactState, set[int]] = {}
+        self._joined: set[tuple[int, ContactState]] = set()
+        self._left: set[tuple[int, ContactState]] = set()
+        self._size_steps: dict[int, int] = defaultdict(int)
+
+    async def load(self, connection: AsyncConnection, contacts: list[ContactState]) -> None:
+        by_id = {contact.id: contact for contact in contacts}
+        for contact in contacts:
+            self._members.setdefault(contact, set())
+        if not by_id:
+            return
+        rows = await connection.execute(
+            select(_MEMBERS.c.contact_id, _MEMBERS.c.segment_id).where(
+                among(connection.dialect, _MEMBERS.c.contact_id, by_id)
+            )
+        )
+        for contact_id, segment_id in rows:
+            self._members[by_id[contact_id]].add(segment_id)
+
+    def add(self, contact: ContactState) -> None:
+        """A contact created in memory: a member of nothing yet."""
+        self._members.setdefault(contact, set())
+
+    def is_member(self, contact: ContactState, segment_id: int | None) -> bool:
+        return segment_id is not None and segment_id in self._members[contact]
+
+    def refresh(
+        self, contact: ContactState, values: dict[str, str | None] | None = None
+    ) -> tuple[set[int], set[int]]:
+        """Re-evaluate every active segment for the contact; its segment ids before and after."""
+        before = self._members[contact]
+        if values is None:
+            values = contact.property_values()
+        joined, left = membership_change(before, values, self.segments)
+        if not joined and not left:
+            return before, before
+        for segment_id in joined:
+            self._step(segment_id, contact, self._joined, self._left, 1)
+        for segment_id in left:
+            self._step(segment_id, contact, self._left, self._joined, -1)
+        after = (before - left) | joined
+        self._members[contact] = after
+        return before, after
+
+    def _step(
+        self,
+        segment_id: int,
+        contact: ContactState,
+        into: set[tuple[int, ContactState]],
+        undo: set[tuple[int, ContactState]],
+        step: int,
+    ) -> None:
+        key = (segment_id, contact)
+        if key in undo:  # joined and left again within the batch: nothing to write
+            undo.discard(key)
+        else:
+            into.add(key)
+        self._size_steps[segment_id] += step
+
+    async def write(self, connection: AsyncConnection) -> None:
+        """Rows first, then the sizes in segment order (the last locks a batch takes)."""
+        await insert_rows(
+            connection,
+            _MEMBERS,
+            [
+                {"segment_id": s, "contact_id": c}
+                for s, c in sorted((s, c.id) for s, c in self._joined)
+            ],
+            conflict=["segment_id", "contact_id"],
+        )
+        if self._left:
+            await connection.execute(
+                delete(_MEMBERS).where(
+                    _MEMBERS.c.segment_id == bindparam("s"),
+                    _MEMBERS.c.contact_id == bindparam("c"),
+                ),
+                [{"s": s, "c": c} for s, c in sorted((s, c.id) for s, c in self._left)],
+            )
+        await add_to_sizes(connection, self._size_steps)
+        self._joined.clear()
+        self._left.clear()
+        self._size_steps.clear()
+
+
+async def add_to_sizes(connection: AsyncConnection, steps: dict[int, int]) -> None:
     """Move segment sizes by the given steps, in SQL: concurrent workers would lose updates
     with read-modify-write."""
-    for segment_id, step in sorted(steps.items()):
-        if step:
-            await session.execute(
-                update(Segment)
-                .where(Segment.id == segment_id)
-                .values(size=Segment.size + step)
-                .execution_options(synchronize_session="fetch")
-            )
+    rows = [{"s": segment_id, "step": step} for segment_id, step in sorted(steps.items()) if step]
+    if rows:
+        segments = table_of(Segment)
+        await connection.execute(
+            update(segments)
+            .where(segments.c.id == bindparam("s"))
+            .values(size=segments.c.size + bindparam("step")),
+            rows,
+        )
 
 
 async def is_member(session: AsyncSession, contact: Contact, segment_id: int | None) -> bool:
@@ -308,24 +371,10 @@ async def is_member(session: AsyncSession, contact: Contact, segment_id: int | N
     return found is not None
 
 
-async def filter_properties(session: AsyncSession) -> set[str]:
-    """Every property that an active segment's filter names."""
-    filters = (
-        await session.scalars(select(Segment.filter).where(Segment.type == SegmentType.ACTIVE))
-    ).all()
-    names: set[str] = set()
-    for raw in filters:
-        names |= property_names(parse_filter(raw))
-    return names
-
-
-async def mark_active_segments_processing(session: AsyncSession) -> list[int]:
-    """Flag every active segment as being recomputed; returns their ids."""
-    ids = list(
-        (await session.scalars(select(Segment.id).where(Segment.type == SegmentType.ACTIVE))).all()
-    )
-    if ids:
-        await session.execute(
-            update(Segment).where(Segment.id.in_(ids)).values(status=SegmentStatus.PROCESSING)
-        )
-    return ids
+def properties_to_read(mappings: Iterable[Mapping], segments: Iterable[ActiveSegment]) -> list[str]:
+    """What to read of a HubSpot contact: the mapped properties and every property an active
+    segment's filter names (CONTRACT §4)."""
+    names = {"email", *(m.hubspot_property for m in mappings)}
+    for segment in segments:
+        names |= property_names(segment.filter)
+    return sorted(names)

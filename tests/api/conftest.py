@@ -8,8 +8,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from support.api import CountRows, Properties, Seed, SeedMany
-
-from syncgate.sync.contacts import upsert_hubspot_contact
+from support.store import upsert_hubspot_contact
 
 
 @pytest.fixture
@@ -22,8 +21,7 @@ def seed_many(session_factory: async_sessionmaker[AsyncSession]) -> SeedMany:
             ids = []
             for properties in contacts:
                 hubspot_id = f"hs-{next(numbers)}"
-                contact = await upsert_hubspot_contact(session, hubspot_id, properties, 1_000)
-                ids.append(contact.id)
+                ids.append(await upsert_hubspot_contact(session, hubspot_id, properties, 1_000))
             return ids
 
     return seed_many

@@ -11,10 +11,10 @@ import pytest
 from console.helpers import TOKEN, Console
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from support.service import Service
+from support.store import upsert_hubspot_contact
 
 from syncgate.config import Settings
 from syncgate.main import create_app
-from syncgate.sync.contacts import upsert_hubspot_contact
 
 
 @pytest.fixture
@@ -58,10 +58,9 @@ def seed(session_factory: async_sessionmaker[AsyncSession]) -> Callable[..., Any
     async def seed(email: str | None = None, **properties: str | None) -> int:
         values: dict[str, str | None] = {"email": email} if email is not None else {}
         async with session_factory() as session, session.begin():
-            contact = await upsert_hubspot_contact(
+            return await upsert_hubspot_contact(
                 session, f"hs-{next(numbers)}", {**values, **properties}, 1_000
             )
-            return contact.id
 
     return seed
 

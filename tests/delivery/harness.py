@@ -25,12 +25,12 @@ from syncgate.db import transaction
 from syncgate.delivery.models import Delivery
 from syncgate.delivery.salesforce import SalesforceDeliverer
 from syncgate.inbox.models import InboxEvent
-from syncgate.inbox.processing import InboxProcessor
 from syncgate.inbox.store import store_hubspot_events
 from syncgate.models import utc_now
 from syncgate.platforms.hubspot.client import HubSpotClient, RequestBudget
 from syncgate.platforms.hubspot.events import parse_body
 from syncgate.platforms.salesforce.client import SalesforceClient
+from syncgate.processing.round import InboxRounds
 from syncgate.sync.mapping import Mapping, replace_mappings
 from syncgate.sync.models import Contact, DecisionRecord
 from syncgate.sync.preferences import load_settings
@@ -119,7 +119,7 @@ class Env:
 
     async def process(self) -> int:
         """Run the processing step until no due event is left; returns events claimed."""
-        processor = InboxProcessor(self.settings, self.session_factory, self.hubspot_client())
+        processor = InboxRounds(self.settings, self.session_factory, self.hubspot_client())
         total = 0
         while claimed := await processor.run_once():
             total += claimed

@@ -8,7 +8,7 @@ from delivery.harness import Env, change, event, now_ms
 from syncgate.db import transaction
 from syncgate.delivery.models import Delivery, Operation, Target
 from syncgate.models import utc_now
-from syncgate.sync.gate import Decision
+from syncgate.sync.decide.outcomes import Decision
 from syncgate.sync.mapping import DEFAULT_MAPPINGS, Mapping
 from syncgate.sync.models import Contact, SyncRule
 

@@ -216,10 +216,11 @@ def test_echo_of_our_own_write_is_skipped_no_change(
         ]
     )
     record = wait_until(lambda: salesforce.find_by_email("echo@example.com"))[0]
-    wait_until(
+    [delivery] = wait_until(
         lambda: service.api.get("/api/deliveries", params={"status": "done"}).json()["items"]
     )
-    # Salesforce's Outbound Message for the record syncgate created carries what syncgate wrote.
+    # Salesforce's Outbound Message for the record syncgate created carries what syncgate wrote,
+    # and fields the record got in Salesforce (a default, an owner) that syncgate never saw.
     service.send_salesforce(
         [
             notification(
@@ -229,11 +230,13 @@ def test_echo_of_our_own_write_is_skipped_no_change(
                 FirstName="Echo",
                 LastName="Back",
                 Company="[not provided]",
+                LeadSource="Web",
                 CreatedDate=record["CreatedDate"].replace("+0000", "Z"),
                 LastModifiedDate=record["LastModifiedDate"].replace("+0000", "Z"),
             )
         ]
     )
-    echo = wait_until(lambda: decisions_for(service, "skipped_no_change"))
-    assert echo[0]["contact_id"] is not None
+    [echo] = wait_until(lambda: decisions_for(service, "skipped_no_change"))
+    assert echo["contact_id"] is not None
+    assert f"echo of delivery {delivery['id']}" in echo["detail"]["reason"]
     assert hubspot.write_calls == 0

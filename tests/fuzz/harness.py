@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from syncgate.config import Settings
 from syncgate.inbox.models import InboxEvent, InboxStatus
-from syncgate.inbox.processing import InboxProcessor
 from syncgate.platforms.hubspot.signature import signed_headers
+from syncgate.processing.round import InboxRounds
 
 ADMIN_TOKEN = "fuzz-admin-token-of-32-characters-or-more"
 HUBSPOT_SECRET = "fuzz-hubspot-client-secret"
@@ -95,7 +95,7 @@ class Intake:
 
     async def process_inbox(self) -> int:
         """Run the inbox processor (without platform clients) until nothing is due."""
-        processor = InboxProcessor(self.settings, self.session_factory, hubspot=None)
+        processor = InboxRounds(self.settings, self.session_factory, hubspot=None)
         claimed = 0
         # Every event is due at once, so one round per batch plus the round that finds none.
         max_rounds = MAX_EVENTS // processor.batch_size + 2

@@ -20,13 +20,13 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from support.store import upsert_hubspot_contact
 
 from syncgate.config import Settings
 from syncgate.db import create_db_engine, create_session_factory
 from syncgate.delivery.models import Delivery, DeliveryStatus
 from syncgate.jobs.models import Job, JobKind
 from syncgate.main import create_app
-from syncgate.sync.contacts import upsert_hubspot_contact
 from syncgate.sync.models import DecisionRecord, SegmentType
 from syncgate.sync.segments import create_segment
 
@@ -76,7 +76,7 @@ async def _seed(database_url: str) -> None:
                     Delivery(
                         target="salesforce",
                         operation="update",
-                        contact_id=contacts[0].id,
+                        contact_id=contacts[0],
                         values={"email": "c1@example.com"},
                         status=DeliveryStatus.DEAD,
                         attempts=10,
@@ -87,7 +87,7 @@ async def _seed(database_url: str) -> None:
                     DecisionRecord(
                         direction="hubspot_to_salesforce",
                         decision="forwarded",
-                        contact_id=contacts[0].id,
+                        contact_id=contacts[0],
                         source_event="inbox:1",
                         detail={},
                     ),

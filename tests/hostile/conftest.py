@@ -22,8 +22,7 @@ from support.service import (
     property_change,
     salesforce_time,
 )
-
-from syncgate.sync.contacts import upsert_hubspot_contact
+from support.store import upsert_hubspot_contact
 
 SALESFORCE_TOKEN = "hostile-salesforce-webhook-token"
 SEEDED_EMAIL = "ada@example.com"

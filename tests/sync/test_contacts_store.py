@@ -1,22 +1,36 @@
 """The contact mirror: per-property change times, idempotence, blanks and the email column."""
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from support.store import upsert_hubspot_contact
 
-from syncgate.sync.contacts import (
-    apply_properties,
-    find_by_email,
-    find_by_hubspot_id,
-    upsert_hubspot_contact,
-)
+from syncgate.sync.contacts import ContactState, apply_properties, normalise_email
 from syncgate.sync.models import Contact
 
 
-def blank() -> Contact:
-    return Contact(hubspot_id="1", properties=[])
+def blank() -> ContactState:
+    return ContactState(hubspot_id="1")
 
 
-def stored(contact: Contact) -> dict[str, tuple[str | None, int]]:
-    return {p.name: (p.value, p.changed_at_ms) for p in contact.properties}
+def stored(contact: ContactState) -> dict[str, tuple[str | None, int]]:
+    return {name: (p.value, p.changed_at_ms) for name, p in contact.properties.items()}
+
+
+def forms(contact: ContactState) -> dict[str, tuple[str | None, float | None]]:
+    """The folded and numeric forms the store writes for segment filters."""
+    rows = [p.row(0, name) for name, p in contact.properties.items()]
+    return {row["name"]: (row["value_folded"], row["value_number"]) for row in rows}
+
+
+async def find_by_hubspot_id(session: AsyncSession, hubspot_id: str) -> Contact | None:
+    return await session.scalar(select(Contact).where(Contact.hubspot_id == hubspot_id))
+
+
+async def find_by_email(session: AsyncSession, email: str) -> list[Contact]:
+    found = await session.scalars(
+        select(Contact).where(Contact.email == normalise_email(email)).order_by(Contact.id)
+    )
+    return list(found)
 
 
 def test_new_values_are_stored() -> None:
@@ -94,18 +108,16 @@ def test_empty_string_is_stored_as_no_value() -> None:
     assert stored(contact)["city"] == (None, 200)
     # "" and None are the same value: no change.
     assert apply_properties(contact, {"city": None}, 300).changed == set()
-    prop = next(p for p in contact.properties if p.name == "city")
-    assert prop.value is None and prop.value_folded is None and prop.value_number is None
+    assert contact.properties["city"].value is None
+    assert forms(contact)["city"] == (None, None)
 
 
 def test_filter_forms_follow_the_value() -> None:
     contact = blank()
     apply_properties(contact, {"age": "42", "city": "LYON"}, 100)
-    forms = {p.name: (p.value_folded, p.value_number) for p in contact.properties}
-    assert forms == {"age": ("42", 42.0), "city": ("lyon", None)}
+    assert forms(contact) == {"age": ("42", 42.0), "city": ("lyon", None)}
     apply_properties(contact, {"age": "forty"}, 200)
-    forms = {p.name: (p.value_folded, p.value_number) for p in contact.properties}
-    assert forms["age"] == ("forty", None)
+    assert forms(contact)["age"] == ("forty", None)
 
 
 def test_email_column_follows_the_email_property() -> None:
@@ -122,10 +134,9 @@ def test_email_column_follows_the_email_property() -> None:
 
 async def test_store_round_trip(session_factory: async_sessionmaker[AsyncSession]) -> None:
     async with session_factory() as session, session.begin():
-        contact = await upsert_hubspot_contact(
+        contact_id = await upsert_hubspot_contact(
             session, "501", {"email": "Zoe@Example.com", "firstname": "Zoe"}, 200
         )
-        contact_id = contact.id
     async with session_factory() as session, session.begin():
         # Out of order and repeated, in later transactions.
         await upsert_hubspot_contact(session, "501", {"firstname": "Zo", "lastname": "Ray"}, 100)

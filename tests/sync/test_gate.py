@@ -2,13 +2,9 @@
 
 import pytest
 
-from syncgate.sync.gate import (
-    Decision,
-    HubSpotChange,
-    Membership,
-    gate_hubspot_change,
-    same_value,
-)
+from syncgate.sync.decide.hubspot_change import HubSpotChange, gate_hubspot_change
+from syncgate.sync.decide.outcomes import Decision, Membership
+from syncgate.sync.decide.values import same_value
 from syncgate.sync.mapping import DEFAULT_MAPPINGS, Mapping
 from syncgate.sync.models import SyncRule
 

@@ -5,7 +5,6 @@ fake platforms (tests/delivery/harness.py).
 """
 
 from collections import Counter
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -18,28 +17,16 @@ from delivery.harness import (
     change,
     event,
     now_ms,
-    open_env,
 )
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from syncgate.config import Settings
 from syncgate.db import transaction
-from syncgate.inbox import processing
-from syncgate.inbox.models import InboxEvent
-from syncgate.sync.gate import Decision, Direction
+from syncgate.processing.apply import Round
+from syncgate.processing.claim import RoundEvent
+from syncgate.sync.decide.outcomes import Decision, Direction
 from syncgate.sync.models import Segment, SegmentMember, SegmentType
 from syncgate.sync.preferences import load_settings
-from syncgate.sync.processor import ProcessingContext, process_hubspot_event
 from syncgate.sync.segments import create_segment
-
-
-@pytest.fixture
-async def env(
-    settings: Settings, session_factory: async_sessionmaker[AsyncSession]
-) -> AsyncIterator[Env]:
-    async with open_env(settings, session_factory) as env:
-        yield env
 
 
 async def synced_contact(env: Env, **properties: Any) -> tuple[str, str]:
@@ -168,8 +155,8 @@ async def test_a_restore_older_than_the_deletion_does_not_undo_it(env: Env) -> N
 
 async def test_a_merge_hands_the_salesforce_link_to_the_surviving_contact(env: Env) -> None:
     loser_id, salesforce_id = await synced_contact(env, email="pat@example.com", lastname="Pat")
-    winner_id = env.hubspot.add_contact(email="pat.new@example.com", lastname="Pat")
-    # The winner is known to the mirror but was never linked (it had no email yet).
+    winner_id = env.hubspot.add_contact(lastname="Pat")
+    # The winner is known to the mirror but was never linked (it has no email yet).
     await env.sync(change(winner_id, "lastname", "Pat"))
     assert (await env.contact(winner_id)).salesforce_id is None
 
@@ -414,7 +401,7 @@ async def test_a_round_processes_its_events_together_with_the_same_outcome(
     await env.send(*events)
     assert await env.process() == len(events)
 
-    assert "processing the round together failed" not in caplog.text
+    assert "processing its halves apart" not in caplog.text
     inbox = await env.inbox()
     assert all(e.status == "done" for e in inbox)
     assert len(await env.decisions()) == len(events)
@@ -439,23 +426,21 @@ async def test_a_round_processes_its_events_together_with_the_same_outcome(
     ]
 
 
-@pytest.mark.round_fallback
+@pytest.mark.round_split
 async def test_an_event_that_fails_in_a_round_fails_alone(
     env: Env, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = process_hubspot_event
+    real = Round.apply
 
-    async def failing_for_contact_7(
-        session: AsyncSession, ctx: ProcessingContext, event: InboxEvent
-    ) -> None:
+    def failing_for_contact_7(self: Round, event: RoundEvent) -> None:
         if event.object_key == "hubspot:7":
             raise RuntimeError("contact 7 cannot be processed")
-        await real(session, ctx, event)
+        real(self, event)
 
-    monkeypatch.setattr(processing, "process_hubspot_event", failing_for_contact_7)
+    monkeypatch.setattr(Round, "apply", failing_for_contact_7)
     await env.sync(*(change(n, "email", f"person{n}@example.com") for n in range(5, 10)))
 
-    assert "processing the round together failed" in caplog.text
+    assert "processing its halves apart" in caplog.text
     by_contact = {e.object_key: e for e in await env.inbox()}
     failed = by_contact.pop("hubspot:7")
     assert failed.status == "pending"
@@ -464,3 +449,53 @@ async def test_an_event_that_fails_in_a_round_fails_alone(
     assert sorted(r["Email"] for r in env.salesforce.records.values()) == [
         f"person{n}@example.com" for n in (5, 6, 8, 9)
     ]
+    # Nothing of the failed event was kept: no contact, no decision.
+    assert [d.source_event for d in await env.decisions()] == [
+        f"hubspot:{e.id}" for e in by_contact.values()
+    ]
+
+
+async def test_a_change_to_a_contact_never_seen_reads_it_from_hubspot(env: Env) -> None:
+    """No backfill was run: the first change of a contact brings what HubSpot has, so the
+    contact syncs although the change itself carries no email."""
+    known = [
+        env.hubspot.add_contact(email=f"old{n}@example.com", firstname=f"Old{n}", lastname="Seen")
+        for n in range(3)
+    ]
+
+    await env.sync(*(change(hubspot_id, "jobtitle", "Founder") for hubspot_id in known))
+
+    reads = [r for r in env.hubspot.requests if r.path.endswith("/batch/read")]
+    assert len(reads) == 1  # one call for the whole round
+    for n, hubspot_id in enumerate(known):
+        [decision] = await env.decisions(hubspot_id)
+        assert decision.decision == Decision.FORWARDED
+        [lead] = env.salesforce.find_by_email(f"old{n}@example.com")
+        assert (lead["FirstName"], lead["LastName"], lead["Title"]) == (
+            f"Old{n}",
+            "Seen",
+            "Founder",
+        )
+    # Read once: later changes of these contacts need no read.
+    await env.sync(change(known[0], "jobtitle", "Chair"))
+    assert len([r for r in env.hubspot.requests if r.path.endswith("/batch/read")]) == 1
+
+
+async def test_a_first_sight_read_that_fails_is_retried_later(env: Env) -> None:
+    hubspot_id = env.hubspot.add_contact(email="unread@example.com", lastname="Unread")
+    env.hubspot.fail_next(1, status=503, path="/contacts/batch/read")
+
+    await env.sync(change(hubspot_id, "jobtitle", "Owner"))
+
+    [pending] = await env.inbox()
+    assert (pending.status, pending.last_error) == (
+        "pending",
+        "reading the contact from HubSpot failed",
+    )
+    assert await env.decisions() == []
+    await env.make_due()
+    await env.sync()
+    [decision] = await env.decisions(hubspot_id)
+    assert decision.decision == Decision.FORWARDED
+    [lead] = env.salesforce.find_by_email("unread@example.com")
+    assert (lead["LastName"], lead["Title"]) == ("Unread", "Owner")

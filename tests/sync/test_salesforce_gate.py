@@ -1,9 +1,10 @@
 """Table tests of the Salesforce → HubSpot gate, one per sentence of CONTRACT §5."""
 
-from syncgate.sync.gate import Decision, Membership
+from syncgate.sync.decide.outcomes import Decision, Membership
+from syncgate.sync.decide.salesforce_change import SalesforceChange, gate_salesforce_change
+from syncgate.sync.decide.values import NOT_PROVIDED
 from syncgate.sync.mapping import Mapping
 from syncgate.sync.models import SyncRule
-from syncgate.sync.salesforce_gate import NOT_PROVIDED, SalesforceChange, gate_salesforce_change
 
 MAPPINGS = [
     Mapping("email", "Email", "Email", SyncRule.TWO_WAY),
@@ -163,3 +164,48 @@ def test_new_record_without_email_cannot_create_a_contact() -> None:
     nameless = {k: v for k, v in FIELDS.items() if k != "Email"}
     new = change(creation=True, fields=nameless, previous=None, hubspot_contact_known=False)
     assert gate_salesforce_change(new, NO_SEGMENT, MAPPINGS).decision is Decision.IGNORED
+
+
+def test_rule_5_echo_of_our_write_is_named_whatever_unmapped_fields_it_carries() -> None:
+    # Delivery 17 wrote the record; Salesforce sends it back with fields syncgate never saw.
+    echo = change(
+        previous=FIELDS,
+        fields={**FIELDS, "LeadSource": "Web", "OwnerId": "0055g00000AbcdEAAR"},
+        echo_candidates=[(17, {})],
+    )
+    outcome = gate_salesforce_change(echo, OUTSIDE, MAPPINGS)
+    assert outcome.decision is Decision.SKIPPED_NO_CHANGE
+    assert "echo of delivery 17" in outcome.reason
+
+
+def test_rule_5_echo_of_a_write_still_in_flight_is_named() -> None:
+    # The create of delivery 9 has not been settled yet: its values are all the store knows.
+    written = {"Email": "ada@example.com", "FirstName": "Ada", "Company": NOT_PROVIDED}
+    echo = change(
+        creation=True,
+        previous=None,
+        fields={
+            **FIELDS,
+            "Company": NOT_PROVIDED,
+            "Status": None,
+            "Rating": None,
+            "Description": None,
+        },
+        hubspot_properties={"email": "ada@example.com", "firstname": "Ada"},
+        echo_candidates=[(9, written)],
+    )
+    outcome = gate_salesforce_change(echo, NO_SEGMENT, MAPPINGS)
+    assert (outcome.decision, outcome.reason.split(":")[0]) == (
+        Decision.SKIPPED_NO_CHANGE,
+        "echo of delivery 9",
+    )
+
+
+def test_a_change_after_our_write_is_no_echo() -> None:
+    moved = change(
+        previous=FIELDS,
+        fields={**FIELDS, "FirstName": "Adele"},
+        echo_candidates=[(17, {})],
+    )
+    outcome = gate_salesforce_change(moved, NO_SEGMENT, MAPPINGS)
+    assert (outcome.decision, outcome.values) == (Decision.FORWARDED, {"firstname": "Adele"})

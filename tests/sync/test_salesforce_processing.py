@@ -1,7 +1,7 @@
 """Salesforce notifications through the real processing step, several in one round.
 
-A round serves its notifications from one RoundCache: contacts created by an earlier
-notification of the round must be found by the later ones, by link and by email.
+A round works on its contacts in memory: contacts created by an earlier notification of the
+round must be found by the later ones, by link and by email.
 """
 
 import itertools
@@ -16,13 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from syncgate.config import Settings
 from syncgate.db import transaction
 from syncgate.delivery.hubspot import HubSpotDeliverer
-from syncgate.inbox import processing
 from syncgate.inbox.store import store_salesforce_message
 from syncgate.platforms.salesforce.outbound_message import Notification, OutboundMessage
-from syncgate.sync.gate import Decision
+from syncgate.sync.decide.outcomes import Decision
 from syncgate.sync.models import Contact, DecisionRecord, Segment, SegmentMember, SegmentType
 from syncgate.sync.preferences import load_settings
-from syncgate.sync.round_cache import RoundKeys
 from syncgate.sync.segments import create_segment
 
 _ids = itertools.count(1)
@@ -93,12 +91,9 @@ async def decisions_in_order(env: Env) -> list[tuple[str | None, str]]:
         return [(email, decision) for email, decision in rows]
 
 
-@pytest.mark.parametrize("shared", [True, False], ids=["round_cache", "queries"])
 async def test_a_round_of_notifications_finds_the_contacts_its_earlier_ones_created(
-    env: Env, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, shared: bool
+    env: Env, caplog: pytest.LogCaptureFixture
 ) -> None:
-    if not shared:  # the reference: every notification reads the database itself
-        monkeypatch.setattr(processing, "round_keys", lambda ctx, events: RoundKeys())
     # A HubSpot contact in the segment, not linked yet: found by its email.
     member_id = env.hubspot.add_contact(email="member@example.com", country="France")
     await env.send(change(member_id, "email", "member@example.com"))
@@ -120,7 +115,7 @@ async def test_a_round_of_notifications_finds_the_contacts_its_earlier_ones_crea
         lead(THIRD, "new@example.com", created=now, modified=now + 7, LastName="Twin"),
     )
     assert await env.process() == 4
-    assert "processing the round together failed" not in caplog.text
+    assert "processing its halves apart" not in caplog.text
 
     assert await decisions_in_order(env) == [
         ("new@example.com", Decision.CREATED_OUTSIDE_SEGMENT),

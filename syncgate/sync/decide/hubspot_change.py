@@ -1,77 +1,15 @@
-"""The gate (CONTRACT §5): a pure function from a change and the contact's state to a decision
-and the values to send."""
+"""A change in HubSpot: what goes to Salesforce (CONTRACT §5 rules 1-3, 6-9)."""
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
+from typing import Any
 
+from syncgate.sync.contacts import ContactState
+from syncgate.sync.decide.outcomes import Decision, Membership, Outcome, ignored
+from syncgate.sync.decide.values import blank, same_value
 from syncgate.sync.mapping import Mapping as FieldMapping
+from syncgate.sync.mapping import salesforce_field
 from syncgate.sync.models import SyncRule
-
-
-class Direction(StrEnum):
-    HUBSPOT_TO_SALESFORCE = "hubspot_to_salesforce"
-    SALESFORCE_TO_HUBSPOT = "salesforce_to_hubspot"
-
-
-class Decision(StrEnum):
-    FORWARDED = "forwarded"
-    CREATED_OUTSIDE_SEGMENT = "created_outside_segment"
-    SKIPPED_NOT_IN_SEGMENT = "skipped_not_in_segment"
-    SKIPPED_NO_CHANGE = "skipped_no_change"
-    SKIPPED_STALE = "skipped_stale"
-    SKIPPED_UNMAPPED = "skipped_unmapped"
-    IGNORED = "ignored"
-
-
-@dataclass(frozen=True)
-class Membership:
-    """The contact's place in the inclusion segment, evaluated on its HubSpot properties."""
-
-    inclusion_segment_id: int | None
-    member: bool = False
-    joined: bool = False  # became a member with this very change
-
-    @property
-    def allows_sync(self) -> bool:
-        return self.inclusion_segment_id is None or self.member
-
-
-@dataclass(frozen=True)
-class Outcome:
-    decision: Decision
-    reason: str
-    # HubSpot → Salesforce: HubSpot property → value; Salesforce → HubSpot: property → value.
-    values: dict[str, str | None] = field(default_factory=dict)
-
-    @property
-    def queues_delivery(self) -> bool:
-        return bool(self.values) and self.decision in (
-            Decision.FORWARDED,
-            Decision.CREATED_OUTSIDE_SEGMENT,
-        )
-
-
-def same_value(left: object, right: object) -> bool:
-    """Platform values compare as text, numerically when both are numbers; blank equals absent."""
-    a = "" if left is None else str(left).strip()
-    b = "" if right is None else str(right).strip()
-    if a == b:
-        return True
-    if a.lower() in ("true", "false") or b.lower() in ("true", "false"):
-        return a.lower() == b.lower()
-    try:
-        return float(a) == float(b)
-    except ValueError:
-        return False
-
-
-def _blank(value: object) -> bool:
-    return value is None or str(value).strip() == ""
-
-
-def salesforce_field(mapping: FieldMapping, object_type: str) -> str | None:
-    return mapping.lead_field if object_type == "Lead" else mapping.contact_field
 
 
 @dataclass(frozen=True)
@@ -88,6 +26,39 @@ class HubSpotChange:
     # Values still on their way to Salesforce (pending or in-flight deliveries), by field name:
     # Salesforce will have them, so a change back to the last known value must still be sent.
     queued_values: Mapping[str, object] = field(default_factory=dict)
+
+
+def hubspot_change(
+    contact: ContactState,
+    mappings: Sequence[FieldMapping],
+    *,
+    new_contacts_as: str,
+    changed: frozenset[str] = frozenset(),
+    stale: bool = False,
+    full: bool = False,
+    queued: Sequence[Mapping[str, Any]] = (),
+    properties: Mapping[str, str | None] | None = None,
+) -> HubSpotChange:
+    """The gate's input for a change to `contact` (the mirror after the change), with the values
+    of its queued Salesforce deliveries (oldest first, so later values win)."""
+    object_type = contact.salesforce_object or new_contacts_as
+    queued_values: dict[str, object] = {}
+    if queued:
+        fields = {m.hubspot_property: salesforce_field(m, object_type) for m in mappings}
+        for values in queued:
+            for prop, value in values.items():
+                if (name := fields.get(prop)) is not None:
+                    queued_values[name] = value
+    return HubSpotChange(
+        changed=changed,
+        properties=contact.property_values() if properties is None else properties,
+        salesforce_object=object_type,
+        linked=contact.salesforce_id is not None,
+        salesforce_values=contact.salesforce_values,
+        stale=stale,
+        full=full,
+        queued_values=queued_values,
+    )
 
 
 def gate_hubspot_change(
@@ -113,7 +84,7 @@ def gate_hubspot_change(
     # but a change that touches nothing mapped (or nothing at all) is no reason to send it.
     full = change.full or membership.joined or (not change.linked and bool(mapped_changes))
     candidates = set(syncable) if full else mapped_changes
-    if candidates and not change.linked and _blank(change.properties.get("email")):
+    if candidates and not change.linked and blank(change.properties.get("email")):
         return Outcome(
             Decision.IGNORED, "no email: a Salesforce record cannot be matched or created"
         )
@@ -130,10 +101,10 @@ def gate_hubspot_change(
     for prop in sorted(candidates):
         value = change.properties.get(prop)
         theirs = change.salesforce_values.get(syncable[prop]) if change.linked else None
-        if rules[prop] is SyncRule.PREFER_SALESFORCE_UNLESS_BLANK and not _blank(theirs):
+        if rules[prop] is SyncRule.PREFER_SALESFORCE_UNLESS_BLANK and not blank(theirs):
             continue
         expected = change.queued_values.get(syncable[prop], theirs)
-        if not change.linked and _blank(value) and _blank(expected):
+        if not change.linked and blank(value) and blank(expected):
             continue  # nothing to create a field from (nor a queued value to take back)
         if change.linked and same_value(value, expected):
             continue
@@ -149,3 +120,62 @@ def gate_hubspot_change(
     else:
         why = "allowed: " + ", ".join(sorted(values))
     return Outcome(Decision.FORWARDED, why, values)
+
+
+# -- before the gate: events that decide nothing about values ---------------------------------
+
+
+def from_other_portal(portal_id: int, ours: int) -> Outcome:
+    return ignored(f"event from portal {portal_id}, not portal {ours}")
+
+
+def unsupported_event(kind: str) -> Outcome:
+    return ignored(f"unsupported event {kind!r}")
+
+
+def deleted_contact_changed() -> Outcome:
+    return ignored("contact is deleted in HubSpot")
+
+
+def creation_unreadable(error: str) -> Outcome:
+    return ignored(f"cannot read the new contact from HubSpot: {error}")
+
+
+def creation_gone() -> Outcome:
+    return ignored("the contact no longer exists in HubSpot")
+
+
+def deleted(*, privacy: bool, restored_since: bool) -> Outcome:
+    """Rule 9: the Salesforce record is never deleted and the link is kept."""
+    reason = (
+        "privacy deletion" if privacy else "deleted"
+    ) + " in HubSpot; the Salesforce record is never deleted and the link is kept (rule 9)"
+    if restored_since:
+        reason += "; it has been restored since"
+    return ignored(reason)
+
+
+def restored() -> Outcome:
+    return ignored("restored in HubSpot; later changes sync again under the gate")
+
+
+def merged(survivor_id: str) -> Outcome:
+    return ignored(f"merged into HubSpot contact {survivor_id}, which keeps the Salesforce link")
+
+
+# -- resync: every member, in full -------------------------------------------------------------
+
+# A resync counts a member as succeeded when it passes the gate, whether or not it differs.
+RESYNC_PASSED = (Decision.FORWARDED, Decision.SKIPPED_NO_CHANGE)
+
+
+def resync_outcome(
+    contact: ContactState,
+    change: HubSpotChange,
+    membership: Membership,
+    mappings: Sequence[FieldMapping],
+) -> Outcome:
+    """A segment resync sends every mapped property of a member that passes the gate."""
+    if contact.hubspot_deleted_at is not None:
+        return ignored("deleted in HubSpot")
+    return gate_hubspot_change(change, membership, mappings)
