@@ -45,7 +45,10 @@ def test_worker_metrics_port_serves_probes_and_the_delivery_metrics(
         text = probes.get("/metrics").text
         return text if sample(text, done) >= 1 else None
 
-    worker_metrics = wait_until(delivered)
+    wait_until(delivered)
+    # Scraped again: the scrape that first saw the delivery may have counted the outbox just
+    # before the delivery was committed.
+    worker_metrics = probes.get("/metrics").text
     assert sample(worker_metrics, "syncgate_forward_latency_seconds_count") >= 1
     assert sample(worker_metrics, "syncgate_outbox_pending") == 0
     # The HTTP process took the webhook; it delivers nothing, so it counts no delivery.
