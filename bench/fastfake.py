@@ -192,6 +192,10 @@ async def _body(receive: Receive) -> bytes:
             return b"".join(chunks)
 
 
+# An org's allowance large enough that no burst comes near the share where work stops.
+DAILY_API_REQUESTS = 5_000_000
+
+
 def make_app(fake: Fake) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -211,6 +215,10 @@ def make_app(fake: Fake) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
                 "instance_url": f"http://{host}",
                 "token_type": "Bearer",
                 "expires_in": 1800,
+            }
+        elif path.endswith("/limits"):
+            answer = {
+                "DailyApiRequests": {"Max": DAILY_API_REQUESTS, "Remaining": DAILY_API_REQUESTS}
             }
         elif path.endswith("/query"):
             answer = fake.query(query.get("q", [""])[0])
@@ -238,6 +246,8 @@ def make_app(fake: Fake) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
             status, answer = 404, [{"errorCode": "NOT_FOUND", "message": path}]
         body = json.dumps(answer).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        if path.startswith("/services/data/"):  # as every real answer carries it
+            headers.append((b"sforce-limit-info", b"api-usage=1/%d" % DAILY_API_REQUESTS))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 

@@ -190,7 +190,7 @@ class FastFake:
 def worker_env(url: str, fake: FastFake) -> dict[str, str]:
     return base_env() | {
         "SYNCGATE_DATABASE_URL": url,
-        "SYNCGATE_ADMIN_TOKEN": "bench-admin-token",
+        "SYNCGATE_ADMIN_TOKEN": "bench-admin-token-of-32-characters-or-more",
         "SYNCGATE_HUBSPOT_APP_ID": "1",
         "SYNCGATE_HUBSPOT_PORTAL_ID": "62515",
         "SYNCGATE_HUBSPOT_ACCESS_TOKEN": "fast-token",
