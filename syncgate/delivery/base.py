@@ -6,23 +6,23 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
 
-from sqlalchemy import and_, exists, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased, raiseload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from syncgate.config import Settings
 from syncgate.connections.breaker import Connection, Outcome
 from syncgate.connections.credentials import not_connected
-from syncgate.db import among, lost_a_conflict, transaction
+from syncgate.db import among, lost_a_conflict, transaction, update_rows
 from syncgate.delivery.models import Delivery, DeliveryStatus, Target
 from syncgate.delivery.retry import retry_delay
 from syncgate.metrics import DELIVERIES, FORWARD_LATENCY
-from syncgate.models import utc_now
+from syncgate.models import table_of, utc_now
 from syncgate.platforms.errors import PlatformError
 from syncgate.platforms.usage import ApiUsage
 from syncgate.sync.batch import ContactBatch
@@ -40,6 +40,7 @@ HOLD_PARTIAL_BATCH = timedelta(seconds=0.5)
 # write every poll would take SQLite's write lock twice a second for nothing.
 NOT_CONNECTED_EVERY_S = 5.0
 SETTLE_TRIES = 3
+_DELIVERIES = table_of(Delivery)
 
 
 @dataclass
@@ -115,7 +116,7 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
 
     @abstractmethod
     def on_delivered(
-        self, contacts: ContactBatch, contact: ContactState, item: ClaimT, delivery: Delivery
+        self, contacts: ContactBatch, contact: ContactState, item: ClaimT, delivery: "Settled"
     ) -> str | None:
         """Update the mirror after a success; a message instead when the link conflicts."""
 
@@ -297,13 +298,13 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
     async def _settle(self, claimed: list[ClaimT], results: Mapping[int, Result]) -> None:
         latencies: list[float] = []
         outcomes: list[str] = []
-        retried: list[Delivery] = []
+        settled: list[Settled] = []
         async with transaction(self.session_factory) as session:
             now = utc_now()
-            deliveries = await _by_id(session, Delivery, {c.id for c in claimed})
+            connection = await session.connection()
+            deliveries = await Settled.load(connection, {c.id for c in claimed})
             # Locked up front in id order, the order a processing round locks them in: taking
             # them one by one as they are updated could deadlock with a round.
-            connection = await session.connection()
             contacts = await ContactBatch.load(
                 connection,
                 await active_segments(session),
@@ -336,43 +337,68 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
                     | ({"record": self.record_id(item)} if result.ok else {})
                     | ({} if result.ok else {"error": result.message}),
                 ]
-                if outcome == "retry":
-                    retried.append(delivery)
-            await self._absorb_newer(session, retried)
+                settled.append(delivery)
+            await update_rows(connection, _DELIVERIES, [d.row(now) for d in settled])
+            await self._absorb_newer(connection, [d for d in settled if d.status == "pending"])
             await contacts.write(connection)
         for latency in latencies:
             FORWARD_LATENCY.observe(latency)
         for outcome in outcomes:
             DELIVERIES.labels(self.target.value, outcome).inc()
 
-    async def _absorb_newer(self, session: AsyncSession, retried: list[Delivery]) -> None:
+    async def _absorb_newer(self, connection: AsyncConnection, retried: list["Settled"]) -> None:
         """A delivery going back to pending takes in the one queued for its record while it was
         in flight (never sent: it waited for this one), newer values winning. So a record keeps
         one pending delivery, and later changes coalesce into the one that goes out last."""
-        by_contact = {delivery.contact_id: delivery for delivery in retried}
-        if not by_contact:
+        if not retried:
             return
-        newer = await session.scalars(
-            select(Delivery)
-            .where(
-                among(session.get_bind().dialect, Delivery.contact_id, by_contact),
-                Delivery.target == self.target,
-                Delivery.status == DeliveryStatus.PENDING,
-                Delivery.id.not_in([delivery.id for delivery in retried]),
+        kept_ids = {delivery.id for delivery in retried}
+        table = _DELIVERIES
+        rows = await connection.execute(
+            select(
+                table.c.id,
+                table.c.contact_id,
+                table.c["values"],
+                table.c.first_received_at,
+                table.c.source_event,
             )
-            .order_by(Delivery.id)
+            .where(
+                among(connection.dialect, table.c.contact_id, {d.contact_id for d in retried}),
+                table.c.target == self.target,
+                table.c.status == DeliveryStatus.PENDING,
+            )
+            .order_by(table.c.id)
             .with_for_update()
         )
-        for sibling in newer.all():
-            kept = by_contact[sibling.contact_id]
-            kept.values = {**kept.values, **sibling.values}
-            kept.first_received_at = min(kept.first_received_at, sibling.first_received_at)
-            kept.source_event = sibling.source_event
-            await session.delete(sibling)
+        kept: dict[int, dict[str, Any]] = {}
+        absorbed: list[int] = []
+        for row in rows:
+            merged = kept.get(row.contact_id)
+            if row.id in kept_ids:
+                kept[row.contact_id] = {
+                    "id": row.id,
+                    "values": dict(row.values),
+                    "first_received_at": row.first_received_at,
+                    "source_event": row.source_event,
+                    "absorbed": False,
+                }
+            elif merged is not None:  # queued after the retried one: newer values win
+                merged["values"] = {**merged["values"], **row.values}
+                merged["first_received_at"] = min(
+                    merged["first_received_at"], row.first_received_at
+                )
+                merged["source_event"] = row.source_event
+                merged["absorbed"] = True
+                absorbed.append(row.id)
+        if absorbed:
+            changed = [row for row in kept.values() if row.pop("absorbed")]
+            await update_rows(connection, table, changed)
+            await connection.execute(
+                delete(table).where(among(connection.dialect, table.c.id, absorbed))
+            )
 
-    def _apply(self, delivery: Delivery, item: ClaimT, result: Result, now: datetime) -> str:
+    def _apply(self, delivery: "Settled", item: ClaimT, result: Result, now: datetime) -> str:
         """Move the delivery to its next state; returns the outcome's name."""
-        delivery.lease_until = None
         context = {"fields": {"delivery_id": item.id, "contact_id": item.contact_id}}
         if result.ok:
             delivery.status = DeliveryStatus.DONE
@@ -399,7 +425,7 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
         delivery.status = DeliveryStatus.DEAD
         return "dead"
 
-    def _may_retry(self, delivery: Delivery, item: ClaimT, now: datetime) -> bool:
+    def _may_retry(self, delivery: "Settled", item: ClaimT, now: datetime) -> bool:
         """Time, not count, ends a delivery: it retries for the window after its first failure
         in a row; `max_attempts` only bounds that."""
         delivery.retrying_since = delivery.retrying_since or now
@@ -418,9 +444,41 @@ def _outcome(results: Iterable[Result]) -> tuple[Outcome, str | None]:
     return (Outcome.ANSWERED if answered else Outcome.NONE), None
 
 
-async def _by_id(
-    session: AsyncSession, model: type[Delivery], ids: set[int]
-) -> dict[int, Delivery]:
-    dialect = session.get_bind().dialect
-    rows = (await session.scalars(select(model).where(among(dialect, model.id, ids)))).all()
-    return {row.id: row for row in rows}
+@dataclass(eq=False)
+class Settled:
+    """A claimed delivery as settling reads and rewrites it (one bulk UPDATE per batch)."""
+
+    id: int
+    contact_id: int
+    status: str
+    attempts: int
+    operation: str
+    first_received_at: datetime
+    retrying_since: datetime | None
+    history: list[dict[str, Any]]
+    last_error: str | None
+    next_attempt_at: datetime
+    delivered_at: datetime | None
+
+    @classmethod
+    async def load(cls, connection: AsyncConnection, ids: set[int]) -> dict[int, "Settled"]:
+        columns = [_DELIVERIES.c[f.name] for f in fields(cls)]
+        rows = await connection.execute(
+            select(*columns).where(among(connection.dialect, _DELIVERIES.c.id, ids))
+        )
+        return {row.id: cls(*row) for row in rows}
+
+    def row(self, now: datetime) -> dict[str, Any]:
+        """Its new state, lease released."""
+        return {
+            "id": self.id,
+            "status": self.status,
+            "operation": self.operation,
+            "retrying_since": self.retrying_since,
+            "history": self.history,
+            "last_error": self.last_error,
+            "next_attempt_at": self.next_attempt_at,
+            "delivered_at": self.delivered_at,
+            "lease_until": None,
+            "updated_at": now,
+        }

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from syncgate.delivery.base import Deliverer, Result
+from syncgate.delivery.base import Deliverer, Result, Settled
 from syncgate.delivery.models import Delivery, Operation, Target
 from syncgate.models import utc_now
 from syncgate.platforms.hubspot.client import BatchResult, HubSpotClient, HubSpotError
@@ -115,7 +115,7 @@ class HubSpotDeliverer(Deliverer[Claimed, HubSpotClient]):
         }
 
     def on_delivered(
-        self, contacts: ContactBatch, contact: ContactState, item: Claimed, delivery: Delivery
+        self, contacts: ContactBatch, contact: ContactState, item: Claimed, delivery: Settled
     ) -> str | None:
         contact = self._link(contacts, contact, item.written_id)
         # Remember what HubSpot now has: its webhook echo is then no change.

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from syncgate.config import Settings
-from syncgate.delivery.base import Deliverer, Result
+from syncgate.delivery.base import Deliverer, Result, Settled
 from syncgate.delivery.models import Delivery, Operation, Target
 from syncgate.platforms.salesforce.client import (
     SalesforceClient,
@@ -267,7 +267,7 @@ class SalesforceDeliverer(Deliverer[Claimed, SalesforceClient]):
         }
 
     def on_delivered(
-        self, contacts: ContactBatch, contact: ContactState, item: Claimed, delivery: Delivery
+        self, contacts: ContactBatch, contact: ContactState, item: Claimed, delivery: Settled
     ) -> str | None:
         conflict = self._link(contacts, contact, item)
         if conflict is None and item.found is not None:
