@@ -1,5 +1,5 @@
 """In-process integration harness: the real processing and delivery steps, a real database and
-fake HubSpot/Salesforce servers. Shared by tests/delivery and tests/sync/test_processor.py."""
+fake HubSpot/Salesforce servers. Shared by tests/delivery and tests/processing."""
 
 from __future__ import annotations
 
