@@ -339,7 +339,9 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
                 ]
                 settled.append(delivery)
             await update_rows(connection, _DELIVERIES, [d.row(now) for d in settled])
-            await self._absorb_newer(connection, [d for d in settled if d.status == "pending"])
+            await self._absorb_newer(
+                connection, [d for d in settled if d.status == DeliveryStatus.PENDING]
+            )
             await contacts.write(connection)
         for latency in latencies:
             FORWARD_LATENCY.observe(latency)
@@ -370,29 +372,28 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
             .order_by(table.c.id)
             .with_for_update()
         )
-        kept: dict[int, dict[str, Any]] = {}
+        kept: dict[int, dict[str, Any]] = {}  # by contact: the retried delivery's new columns
         absorbed: list[int] = []
+        grown: set[int] = set()
         for row in rows:
-            merged = kept.get(row.contact_id)
             if row.id in kept_ids:
                 kept[row.contact_id] = {
                     "id": row.id,
                     "values": dict(row.values),
                     "first_received_at": row.first_received_at,
                     "source_event": row.source_event,
-                    "absorbed": False,
                 }
-            elif merged is not None:  # queued after the retried one: newer values win
+            elif (merged := kept.get(row.contact_id)) is not None:
+                # Queued after the retried one: its values are newer and win.
                 merged["values"] = {**merged["values"], **row.values}
                 merged["first_received_at"] = min(
                     merged["first_received_at"], row.first_received_at
                 )
                 merged["source_event"] = row.source_event
-                merged["absorbed"] = True
                 absorbed.append(row.id)
+                grown.add(row.contact_id)
         if absorbed:
-            changed = [row for row in kept.values() if row.pop("absorbed")]
-            await update_rows(connection, table, changed)
+            await update_rows(connection, table, [kept[contact_id] for contact_id in grown])
             await connection.execute(
                 delete(table).where(among(connection.dialect, table.c.id, absorbed))
             )
