@@ -1,12 +1,11 @@
 """Engines and sessions; every difference between SQLite and PostgreSQL lives here."""
 
-import json
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     ColumnElement,
     Engine,
@@ -91,8 +90,16 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+# JSON columns (delivery values, histories, the Salesforce mirror) are encoded and decoded in C.
+_JSON_CODEC: dict[str, Any] = {"json_serializer": _json_text, "json_deserializer": orjson.loads}
+
+
 def create_sync_engine(url: str) -> Engine:
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    kwargs: dict[str, Any] = {"pool_pre_ping": True, **_JSON_CODEC}
     if not is_sqlite(url):
         kwargs["connect_args"] = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
     engine = create_engine(_driver_url(url, use_async=False), **kwargs)
@@ -102,7 +109,7 @@ def create_sync_engine(url: str) -> Engine:
 
 
 def create_db_engine(url: str) -> AsyncEngine:
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    kwargs: dict[str, Any] = {"pool_pre_ping": True, **_JSON_CODEC}
     if not is_sqlite(url):
         kwargs |= {"pool_size": 10, "max_overflow": 10, "pool_timeout": 5}
         # The JIT costs far more to compile a segment's membership query than it saves (its
@@ -191,14 +198,9 @@ def insert_ignoring_conflicts_statement(dialect: Dialect, table: Any) -> Insert:
 _BULK: dict[tuple[Any, ...], Executable] = {}
 
 
-def _json_value(value: object) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
 def _recordset(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
-    return {"rows": json.dumps(rows, default=_json_value)}
+    # orjson writes datetimes as ISO 8601, which PostgreSQL reads back into timestamptz.
+    return {"rows": orjson.dumps(rows).decode()}
 
 
 def _rows_of(table: Table) -> str:

@@ -1,7 +1,6 @@
 """Structured JSON logs with context (event_id, contact_id, delivery_id) bound per task, and
 one access line per HTTP request."""
 
-import json
 import logging
 import sys
 import time
@@ -11,6 +10,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _context: ContextVar[dict[str, Any]] = ContextVar("log_context", default={})  # noqa: B039
@@ -40,7 +40,7 @@ class JsonFormatter(logging.Formatter):
             entry.update(extra)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return orjson.dumps(entry, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def configure_logging(level: str = "INFO") -> None:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from urllib.parse import quote
 
 import httpx
+import orjson
 
 from syncgate.platforms.errors import PlatformError
 from syncgate.platforms.usage import ApiUsage
@@ -533,16 +534,16 @@ class HubSpotClient:
         ok: tuple[int, ...] = (200, 201, 207),
     ) -> httpx.Response:
         renewed = False
+        content = None if json_body is None else orjson.dumps(json_body)
         while True:
             await self.budget.acquire(search=search)
             token = await self._auth.token()
+            headers = {"Authorization": f"Bearer {token}"}
+            if content is not None:
+                headers["Content-Type"] = "application/json"
             try:
                 response = await self._http.request(
-                    method,
-                    self._base + path,
-                    params=params,
-                    json=json_body,
-                    headers={"Authorization": f"Bearer {token}"},
+                    method, self._base + path, params=params, content=content, headers=headers
                 )
             except httpx.TimeoutException:
                 raise TransientError(f"HubSpot {method} {path} timed out", outage=True) from None
@@ -652,7 +653,7 @@ def _rate_limit_wait(policy: str, headers: httpx.Headers, now: datetime, *, sear
 
 def _body(response: httpx.Response) -> dict[str, Any]:
     try:
-        body = response.json()
+        body = orjson.loads(response.content)
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import httpx
+import orjson
 
 from syncgate.config import Settings
 from syncgate.platforms.salesforce.oauth import (
@@ -246,7 +247,7 @@ class SalesforceClient:
         if not response.content:
             return None
         try:
-            return response.json()
+            return orjson.loads(response.content)
         except ValueError:
             raise TransientError(
                 f"Salesforce answered HTTP {response.status_code} with a non-JSON body"
@@ -260,9 +261,13 @@ class SalesforceClient:
             "Accept": "application/json",
             "Sforce-Call-Options": "client=syncgate",
         }
+        content = None
+        if json is not None:
+            content = orjson.dumps(json)
+            headers["Content-Type"] = "application/json"
         try:
             response = await self._http.request(
-                method, token.instance_url + path, params=params, json=json, headers=headers
+                method, token.instance_url + path, params=params, content=content, headers=headers
             )
         except httpx.TimeoutException as error:
             raise TransientError(
@@ -356,7 +361,7 @@ def _record_result(item: Any) -> RecordResult:
 
 def _first_error(response: httpx.Response) -> tuple[str, str]:
     try:
-        body = response.json()
+        body = orjson.loads(response.content)
     except ValueError:
         return f"HTTP {response.status_code}", response.reason_phrase
     if isinstance(body, list) and body and isinstance(body[0], dict):
