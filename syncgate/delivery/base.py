@@ -12,8 +12,6 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy import and_, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
-from sqlalchemy.orm import aliased, raiseload
-from sqlalchemy.orm.attributes import set_committed_value
 
 from syncgate.config import Settings
 from syncgate.connections.breaker import Connection, Outcome
@@ -41,6 +39,7 @@ HOLD_PARTIAL_BATCH = timedelta(seconds=0.5)
 NOT_CONNECTED_EVERY_S = 5.0
 SETTLE_TRIES = 3
 _DELIVERIES = table_of(Delivery)
+_CONTACTS = table_of(Contact)
 
 
 @dataclass
@@ -69,6 +68,34 @@ class Claim(Protocol):
     id: int
     contact_id: int
     attempts: int
+
+
+@dataclass(slots=True)
+class Due:
+    """A delivery just claimed (`attempts` counts this one), with its contact's link columns."""
+
+    id: int
+    contact_id: int
+    attempts: int
+    values: dict[str, Any]
+    searched_emails: list[str]
+    hubspot_id: str | None
+    email: str | None
+    salesforce_id: str | None
+    salesforce_object: str | None
+    merged_into_id: int | None
+
+
+_DUE = (
+    *(
+        _DELIVERIES.c[name]
+        for name in ("id", "contact_id", "attempts", "values", "searched_emails")
+    ),
+    *(
+        _CONTACTS.c[name]
+        for name in ("hubspot_id", "email", "salesforce_id", "salesforce_object", "merged_into_id")
+    ),
+)
 
 
 class PlatformClient(Protocol):
@@ -105,10 +132,9 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
         return self.client is not None
 
     @abstractmethod
-    async def prepare(
-        self, session: AsyncSession, rows: Sequence[tuple[Delivery, Contact]]
-    ) -> list[ClaimT]:
-        """Turn claimed rows into what sending needs (detached from the session)."""
+    async def prepare(self, session: AsyncSession, due: Sequence[Due]) -> list[ClaimT]:
+        """Turn claimed deliveries into what sending needs; what it changes of a `Due`'s
+        `searched_emails` is saved with the claim."""
 
     @abstractmethod
     async def send(self, claimed: list[ClaimT]) -> dict[int, Result]:
@@ -209,77 +235,77 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
         return bool(utc_now() - oldest < HOLD_PARTIAL_BATCH)
 
     async def _claim(self, *, with_jobs: bool) -> list[ClaimT]:
-        other = aliased(Delivery)
+        table, other = _DELIVERIES, _DELIVERIES.alias("other")
         async with transaction(self.session_factory) as session:
             now = utc_now()
-            dialect = session.get_bind().dialect
+            connection = await session.connection()
             # One record's deliveries go out one at a time and in the order they were queued:
             # a newer one sent before an older one that waits for its retry would be overwritten.
             blocking_sibling = exists().where(
-                other.contact_id == Delivery.contact_id,
-                other.target == Delivery.target,
+                other.c.contact_id == table.c.contact_id,
+                other.c.target == table.c.target,
                 or_(
                     and_(
-                        other.id != Delivery.id,
-                        other.status == DeliveryStatus.IN_FLIGHT,
-                        other.lease_until > now,
+                        other.c.id != table.c.id,
+                        other.c.status == DeliveryStatus.IN_FLIGHT,
+                        other.c.lease_until > now,
                     ),
-                    and_(other.id < Delivery.id, other.status == DeliveryStatus.PENDING),
+                    and_(other.c.id < table.c.id, other.c.status == DeliveryStatus.PENDING),
                 ),
             )
             query = (
-                select(Delivery)
+                select(*_DUE)
+                .join(_CONTACTS, _CONTACTS.c.id == table.c.contact_id)
                 .where(
-                    Delivery.target == self.target,
+                    table.c.target == self.target,
                     or_(
                         and_(
-                            Delivery.status == DeliveryStatus.PENDING,
-                            Delivery.next_attempt_at <= now,
+                            table.c.status == DeliveryStatus.PENDING,
+                            table.c.next_attempt_at <= now,
                         ),
                         and_(
-                            Delivery.status == DeliveryStatus.IN_FLIGHT,
-                            Delivery.lease_until < now,
+                            table.c.status == DeliveryStatus.IN_FLIGHT,
+                            table.c.lease_until < now,
                         ),
                     ),
                     ~blocking_sibling,
                 )
-                .order_by(Delivery.id)
+                .order_by(table.c.id)
                 .limit(self.batch_size)
-                .with_for_update(skip_locked=True, of=Delivery)
+                .with_for_update(skip_locked=True, of=table)
             )
             if not with_jobs:  # the allowance is past the jobs' share: what they queued waits
                 query = query.where(
-                    or_(Delivery.source_event.is_(None), Delivery.source_event.not_like("job:%"))
+                    or_(table.c.source_event.is_(None), table.c.source_event.not_like("job:%"))
                 )
-            due = (await session.scalars(query)).all()
             # A reclaimed delivery (its worker died) and a newer pending one of the same contact
             # are both due: send only the older, or an unlinked contact is created twice.
-            first_per_contact: dict[int, Delivery] = {}
-            for row in due:
-                first_per_contact.setdefault(row.contact_id, row)
-            rows = list(first_per_contact.values())
-            if not rows:
+            first_per_contact: dict[int, Due] = {}
+            for row in await connection.execute(query):
+                if row.contact_id not in first_per_contact:
+                    due = Due(*row)
+                    due.attempts += 1
+                    first_per_contact[row.contact_id] = due
+            if not first_per_contact:
                 return []
-            await session.execute(
-                update(Delivery)
-                .where(among(dialect, Delivery.id, [row.id for row in rows]))
-                .values(
-                    status=DeliveryStatus.IN_FLIGHT,
-                    lease_until=now + LEASE,
-                    attempts=Delivery.attempts + 1,
-                )
-                .execution_options(synchronize_session=False)
+            claimed = list(first_per_contact.values())
+            prepared = await self.prepare(session, claimed)
+            lease_until = now + LEASE
+            await update_rows(
+                connection,
+                table,
+                [
+                    {
+                        "id": due.id,
+                        "status": DeliveryStatus.IN_FLIGHT,
+                        "lease_until": lease_until,
+                        "attempts": due.attempts,
+                        "searched_emails": due.searched_emails,
+                    }
+                    for due in claimed
+                ],
             )
-            for row in rows:
-                # What the UPDATE wrote, without a reload and without marking the row dirty.
-                set_committed_value(row, "attempts", row.attempts + 1)
-            found = await session.scalars(
-                select(Contact)
-                .where(among(dialect, Contact.id, {row.contact_id for row in rows}))
-                .options(raiseload(Contact.properties))  # sending needs only the link columns
-            )
-            contacts = {contact.id: contact for contact in found}
-            return await self.prepare(session, [(row, contacts[row.contact_id]) for row in rows])
+            return prepared
 
     async def _settle_until_it_sticks(
         self, claimed: list[ClaimT], results: Mapping[int, Result]

@@ -6,13 +6,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from syncgate.delivery.base import Deliverer, Result, Settled
-from syncgate.delivery.models import Delivery, Operation, Target
+from syncgate.delivery.base import Deliverer, Due, Result, Settled
+from syncgate.delivery.models import Operation, Target
 from syncgate.models import utc_now
 from syncgate.platforms.hubspot.client import BatchResult, HubSpotClient, HubSpotError
 from syncgate.sync.batch import ContactBatch
 from syncgate.sync.contacts import ContactState, apply_properties
-from syncgate.sync.models import Contact
 
 BATCH_SIZE = 100  # inputs per HubSpot batch call
 
@@ -32,19 +31,17 @@ class HubSpotDeliverer(Deliverer[Claimed, HubSpotClient]):
     target = Target.HUBSPOT
     batch_size = BATCH_SIZE
 
-    async def prepare(
-        self, session: AsyncSession, rows: Sequence[tuple[Delivery, Contact]]
-    ) -> list[Claimed]:
+    async def prepare(self, session: AsyncSession, due: Sequence[Due]) -> list[Claimed]:
         return [
             Claimed(
                 id=delivery.id,
                 contact_id=delivery.contact_id,
                 attempts=delivery.attempts,
-                values=dict(delivery.values),
-                hubspot_id=contact.hubspot_id,
-                email=contact.email,
+                values=delivery.values,
+                hubspot_id=delivery.hubspot_id,
+                email=delivery.email,
             )
-            for delivery, contact in rows
+            for delivery in due
         ]
 
     async def send(self, claimed: list[Claimed]) -> dict[int, Result]:

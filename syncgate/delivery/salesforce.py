@@ -9,8 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from syncgate.config import Settings
-from syncgate.delivery.base import Deliverer, Result, Settled
-from syncgate.delivery.models import Delivery, Operation, Target
+from syncgate.delivery.base import Deliverer, Due, Result, Settled
+from syncgate.delivery.models import Operation, Target
 from syncgate.platforms.salesforce.client import (
     SalesforceClient,
     SalesforceError,
@@ -64,27 +64,25 @@ class SalesforceDeliverer(Deliverer[Claimed, SalesforceClient]):
         self.mappings: list[Mapping] = []
         self.new_as = "Lead"
 
-    async def prepare(
-        self, session: AsyncSession, rows: Sequence[tuple[Delivery, Contact]]
-    ) -> list[Claimed]:
+    async def prepare(self, session: AsyncSession, due: Sequence[Due]) -> list[Claimed]:
         self.mappings = await load_mappings(session)
         self.new_as = (await load_settings(session)).new_contacts_as
         claimed = []
-        for delivery, contact in rows:
-            if contact.salesforce_id is None and contact.email:
+        for delivery in due:
+            if delivery.salesforce_id is None and delivery.email:
                 # Saved with the claim, before anything is sent.
-                earlier = [e for e in delivery.searched_emails if e != contact.email]
-                delivery.searched_emails = [*earlier, contact.email]
+                earlier = [e for e in delivery.searched_emails if e != delivery.email]
+                delivery.searched_emails = [*earlier, delivery.email]
             claimed.append(
                 Claimed(
                     id=delivery.id,
                     contact_id=delivery.contact_id,
                     attempts=delivery.attempts,
-                    values=dict(delivery.values),
-                    email=contact.email,
-                    salesforce_id=contact.salesforce_id,
-                    salesforce_object=contact.salesforce_object,
-                    merged_into_id=contact.merged_into_id,
+                    values=delivery.values,
+                    email=delivery.email,
+                    salesforce_id=delivery.salesforce_id,
+                    salesforce_object=delivery.salesforce_object,
+                    merged_into_id=delivery.merged_into_id,
                     searched_emails=list(delivery.searched_emails),
                 )
             )
