@@ -154,7 +154,13 @@ class InboxRounds:
                 salesforce_ids=keys.salesforce_ids,
                 emails=keys.emails,
             )
-            await batch.create_hubspot_contacts(connection, keys.create)
+            # Inserted with the email read from HubSpot: the round rarely changes them again.
+            emails = {
+                hubspot_id: normalise_email(read.properties.get("email"))
+                for hubspot_id in keys.create
+                if (read := context.reads.get(hubspot_id)) is not None
+            }
+            await batch.create_hubspot_contacts(connection, keys.create, emails)
             work = Round(context, batch, await _restores(connection, keys.deletions))
             done: list[int] = []
             postponed: list[dict[str, object]] = []
