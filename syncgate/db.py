@@ -1,7 +1,8 @@
 """Engines and sessions; every difference between SQLite and PostgreSQL lives here."""
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
@@ -192,10 +193,65 @@ def insert_ignoring_conflicts_statement(dialect: Dialect, table: Any) -> Insert:
 # psycopg's executemany sends one statement per row (pipelined), with a few microseconds of
 # Python for every row and value. On PostgreSQL a bulk write instead sends all rows as one JSON
 # document (encoded in C) that `json_populate_recordset` turns back into rows of the table's own
-# types: one parameter, and a statement text that never changes. SQLite's executemany runs in C
-# and stays.
+# types: one parameter, and a statement text that never changes. On SQLite the statement is
+# compiled once by SQLAlchemy and its rows go to sqlite3's executemany (which runs in C) as
+# tuples, converted by the columns' own bind processors: SQLAlchemy's executemany costs several
+# times more Python per row.
 
 _BULK: dict[tuple[Any, ...], Executable] = {}
+_MANY: dict[tuple[Any, ...], "_Many"] = {}
+
+
+@dataclass(frozen=True)
+class _Many:
+    """A statement compiled for SQLite's executemany, and how to turn a row into its tuple."""
+
+    sql: str
+    keys: tuple[str | None, ...]  # the row key of each `?`; None: the column's own default
+    processors: tuple[Callable[[Any], Any] | None, ...]
+    defaults: tuple[Any, ...]  # ColumnDefault for the None keys
+
+    @classmethod
+    def compile(
+        cls, dialect: Dialect, table: Table, statement: Any, prefix: str, onupdate: bool
+    ) -> "_Many":
+        compiled = statement.compile(dialect=dialect)
+        keys: list[str | None] = []
+        processors: list[Callable[[Any], Any] | None] = []
+        defaults: list[Any] = []
+        for name in compiled.positiontup:
+            given = name.startswith(prefix)
+            column = table.c[name.removeprefix(prefix)]
+            keys.append(column.key if given else None)
+            default = None if given else (column.onupdate if onupdate else column.default)
+            if not given and default is None:
+                raise ValueError(f"no value for {table.name}.{column.key}")
+            defaults.append(default)
+            processors.append(column.type.dialect_impl(dialect).bind_processor(dialect))
+        return cls(compiled.string, tuple(keys), tuple(processors), tuple(defaults))
+
+    def parameters(self, rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        fixed = [
+            None if default is None else default.arg(None) if default.is_callable else default.arg
+            for default in self.defaults
+        ]
+        plan = list(zip(self.keys, self.processors, fixed, strict=True))
+        return [
+            tuple(
+                (row[key] if key is not None else value)
+                if process is None
+                else process(row[key] if key is not None else value)
+                for key, process, value in plan
+            )
+            for row in rows
+        ]
+
+
+async def _sqlite_executemany(
+    connection: AsyncConnection, many: _Many, rows: Sequence[dict[str, Any]]
+) -> None:
+    raw = await connection.get_raw_connection()
+    await raw.driver_connection.executemany(many.sql, many.parameters(rows))  # type: ignore[union-attr]
 
 
 def _recordset(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
@@ -260,17 +316,40 @@ async def insert_rows(
     DO NOTHING, or DO UPDATE of `update_columns`. The rows of `returning` come in no order."""
     if not rows:
         return []
-    statement = _bulk_insert(
-        connection.dialect,
-        table,
-        tuple(rows[0]),
-        tuple(conflict),
-        tuple(update_columns) if update_columns else None,
-        tuple(returning),
-    )
-    postgresql = connection.dialect.name == "postgresql"
+    dialect = connection.dialect
+    columns = tuple(rows[0])
+    updated = tuple(update_columns) if update_columns else None
+    if dialect.name != "postgresql" and not returning:
+        await _sqlite_executemany(
+            connection, _sqlite_insert(dialect, table, columns, tuple(conflict), updated), rows
+        )
+        return []
+    statement = _bulk_insert(dialect, table, columns, tuple(conflict), updated, tuple(returning))
+    postgresql = dialect.name == "postgresql"
     result = await connection.execute(statement, _recordset(rows) if postgresql else rows)
     return list(result) if returning else []
+
+
+def _sqlite_insert(
+    dialect: Dialect,
+    table: Table,
+    columns: tuple[str, ...],
+    conflict: tuple[str, ...],
+    update_columns: tuple[str, ...] | None,
+) -> _Many:
+    key = ("insert", table.name, columns, conflict, update_columns)
+    many = _MANY.get(key)
+    if many is None:
+        built = dialect_insert(dialect, table).values({c: bindparam(f"b_{c}") for c in columns})
+        if conflict and update_columns:
+            built = built.on_conflict_do_update(
+                index_elements=list(conflict),
+                set_={c: built.excluded[c] for c in update_columns},
+            )
+        elif conflict:
+            built = built.on_conflict_do_nothing(index_elements=list(conflict))
+        many = _MANY[key] = _Many.compile(dialect, table, built, "b_", onupdate=False)
+    return many
 
 
 async def update_rows(
@@ -280,29 +359,27 @@ async def update_rows(
     if not rows:
         return
     columns = tuple(rows[0])
-    postgresql = connection.dialect.name == "postgresql"
-    cache_key = ("update", connection.dialect.name, table.name, columns, key)
-    statement = _BULK.get(cache_key)
-    if statement is None:
-        if postgresql:
-            sets = ", ".join(f"{c} = r.{c}" for c in columns if c != key)
-            statement = text(
-                f"UPDATE {table.name} SET {sets} FROM {_rows_of(table)} AS r "  # noqa: S608
-                f"WHERE {table.name}.{key} = r.{key}"
-            )
-        else:
-            statement = (
+    cache_key = ("update", table.name, columns, key)
+    if connection.dialect.name != "postgresql":
+        many = _MANY.get(cache_key)
+        if many is None:
+            changes = (
                 update(table)
                 .where(table.c[key] == bindparam(f"b_{key}"))
                 .values({c: bindparam(f"b_{c}") for c in columns if c != key})
             )
-        _BULK[cache_key] = statement
-    if postgresql:
-        await connection.execute(statement, _recordset(rows))
-    else:
-        await connection.execute(
-            statement, [{f"b_{c}": value for c, value in row.items()} for row in rows]
+            many = _Many.compile(connection.dialect, table, changes, "b_", onupdate=True)
+            _MANY[cache_key] = many
+        await _sqlite_executemany(connection, many, rows)
+        return
+    statement = _BULK.get(cache_key)
+    if statement is None:
+        sets = ", ".join(f"{c} = r.{c}" for c in columns if c != key)
+        statement = _BULK[cache_key] = text(
+            f"UPDATE {table.name} SET {sets} FROM {_rows_of(table)} AS r "  # noqa: S608
+            f"WHERE {table.name}.{key} = r.{key}"
         )
+    await connection.execute(statement, _recordset(rows))
 
 
 async def copy_rows(
@@ -314,7 +391,7 @@ async def copy_rows(
         return
     columns = tuple(rows[0])
     if connection.dialect.name != "postgresql":
-        await connection.execute(table.insert(), list(rows))
+        await insert_rows(connection, table, rows)
         return
     pick = itemgetter(*columns)
     values = pick if len(columns) > 1 else lambda row: (pick(row),)
