@@ -109,6 +109,8 @@ _TEXT_OPS = {Operator.CONTAINS, Operator.NOT_CONTAINS, Operator.STARTS_WITH, Ope
 _NO_VALUE_OPS = {Operator.IS_KNOWN, Operator.IS_UNKNOWN}
 _OPERATOR_NAMES = {op.value for op in Operator}
 
+# Both forms below start with one of these.
+_NUMERIC_START = frozenset("+-.0123456789")
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 # Only calendar dates with optional time and zone; fromisoformat then checks the ranges.
 _ISO_DATETIME = re.compile(
@@ -129,6 +131,8 @@ def numeric_value(value: str | None) -> float | None:
     if not value:
         return None
     text = value.strip()
+    if not text or text[0] not in _NUMERIC_START:  # most values: names, emails, words
+        return None
     if _NUMBER.fullmatch(text):
         number = float(text)
         return number if math.isfinite(number) else None
