@@ -194,6 +194,10 @@ def worker_env(url: str, fake: FastFake) -> dict[str, str]:
         "SYNCGATE_HUBSPOT_APP_ID": "1",
         "SYNCGATE_HUBSPOT_PORTAL_ID": "62515",
         "SYNCGATE_HUBSPOT_ACCESS_TOKEN": "fast-token",
+        # A Professional/Enterprise portal's burst limit. The `new` burst reads its 10,000
+        # contacts in 100 calls; the lowest tier's 100 per 10 s would make the probe at start-up
+        # hold the last round for the rest of the window, and time HubSpot's limit, not syncgate.
+        "SYNCGATE_HUBSPOT_REQUESTS_PER_10_SECONDS": "190",
         "SYNCGATE_HUBSPOT_API_BASE": fake.url,
         "SYNCGATE_SALESFORCE_LOGIN_URL": fake.url,
         "SYNCGATE_SALESFORCE_CLIENT_ID": "bench",
