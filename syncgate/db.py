@@ -231,20 +231,29 @@ class _Many:
         return cls(compiled.string, tuple(keys), tuple(processors), tuple(defaults))
 
     def parameters(self, rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
-        fixed = [
-            None if default is None else default.arg(None) if default.is_callable else default.arg
-            for default in self.defaults
-        ]
-        plan = list(zip(self.keys, self.processors, fixed, strict=True))
-        return [
-            tuple(
-                (row[key] if key is not None else value)
-                if process is None
-                else process(row[key] if key is not None else value)
-                for key, process, value in plan
-            )
-            for row in rows
-        ]
+        """The rows as tuples, converted column by column: a default is converted once, and a
+        value shared by consecutive rows (a batch's `now`) once per run."""
+        columns: list[Sequence[Any]] = []
+        for key, process, default in zip(self.keys, self.processors, self.defaults, strict=True):
+            if key is None:
+                value = default.arg(None) if default.is_callable else default.arg
+                columns.append([value if process is None else process(value)] * len(rows))
+            elif process is None:
+                columns.append([row[key] for row in rows])
+            else:
+                columns.append(_converted(process, [row[key] for row in rows]))
+        return list(zip(*columns, strict=True))
+
+
+def _converted(process: Callable[[Any], Any], values: list[Any]) -> list[Any]:
+    converted: list[Any] = []
+    last: Any = converted  # no value is this list
+    result = None
+    for value in values:
+        if value is not last:
+            last, result = value, process(value)
+        converted.append(result)
+    return converted
 
 
 async def _sqlite_executemany(

@@ -45,11 +45,13 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
-        value = value.astimezone(UTC)
-        if dialect.name == "sqlite":
-            # The text SQLAlchemy's SQLite DATETIME stores, formatted in C.
-            return value.replace(tzinfo=None).isoformat(" ", "microseconds")
-        return value
+        if dialect.name != "sqlite":
+            return value.astimezone(UTC)
+        # The text SQLAlchemy's SQLite DATETIME stores ("YYYY-MM-DD HH:MM:SS.ffffff", UTC),
+        # formatted in C; the zone's "+00:00" cut off.
+        return (value if value.tzinfo is UTC else value.astimezone(UTC)).isoformat(
+            " ", "microseconds"
+        )[:26]
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if not isinstance(value, datetime):
