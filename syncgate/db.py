@@ -1,12 +1,12 @@
 """Engines and sessions; every difference between SQLite and PostgreSQL lives here."""
 
+import json
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
-import orjson
 from sqlalchemy import (
     ColumnElement,
     Engine,
@@ -30,6 +30,8 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+from syncgate.encoding import to_json
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # A host that drops packets must not hold start-up (or a migration) forever.
@@ -91,12 +93,10 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _json_text(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
-
-
-# JSON columns (delivery values, histories, the Salesforce mirror) are encoded and decoded in C.
-_JSON_CODEC: dict[str, Any] = {"json_serializer": _json_text, "json_deserializer": orjson.loads}
+# JSON columns (delivery values, histories, the Salesforce mirror) are encoded in C. They are
+# decoded by the standard library, which keeps an integer past 64 bits (a hostile payload's)
+# as it was written, where orjson would turn it into a float.
+_JSON_CODEC: dict[str, Any] = {"json_serializer": to_json, "json_deserializer": json.loads}
 
 
 def create_sync_engine(url: str) -> Engine:
@@ -264,8 +264,8 @@ async def _sqlite_executemany(
 
 
 def _recordset(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
-    # orjson writes datetimes as ISO 8601, which PostgreSQL reads back into timestamptz.
-    return {"rows": orjson.dumps(rows).decode()}
+    # Datetimes are written as ISO 8601, which PostgreSQL reads back into timestamptz.
+    return {"rows": to_json(rows)}
 
 
 def _rows_of(table: Table) -> str:

@@ -10,8 +10,9 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from syncgate.encoding import to_json
 
 _context: ContextVar[dict[str, Any]] = ContextVar("log_context", default={})  # noqa: B039
 
@@ -40,7 +41,7 @@ class JsonFormatter(logging.Formatter):
             entry.update(extra)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(entry, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+        return to_json(entry, default=str)
 
 
 def configure_logging(level: str = "INFO") -> None:

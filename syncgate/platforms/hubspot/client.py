@@ -23,6 +23,7 @@ from urllib.parse import quote
 import httpx
 import orjson
 
+from syncgate.encoding import to_json_bytes
 from syncgate.platforms.errors import PlatformError
 from syncgate.platforms.usage import ApiUsage
 
@@ -534,7 +535,7 @@ class HubSpotClient:
         ok: tuple[int, ...] = (200, 201, 207),
     ) -> httpx.Response:
         renewed = False
-        content = None if json_body is None else orjson.dumps(json_body)
+        content = None if json_body is None else to_json_bytes(json_body)
         while True:
             await self.budget.acquire(search=search)
             token = await self._auth.token()

@@ -12,6 +12,7 @@ import httpx
 import orjson
 
 from syncgate.config import Settings
+from syncgate.encoding import to_json_bytes
 from syncgate.platforms.salesforce.oauth import (
     PermanentError,
     SalesforceAuth,
@@ -263,7 +264,7 @@ class SalesforceClient:
         }
         content = None
         if json is not None:
-            content = orjson.dumps(json)
+            content = to_json_bytes(json)
             headers["Content-Type"] = "application/json"
         try:
             response = await self._http.request(
