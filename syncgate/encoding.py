@@ -1,9 +1,9 @@
-"""JSON encoding in C (orjson) for the hot paths: bulk-write parameters, JSON columns, platform
-calls and log lines. What orjson refuses (integers past 64 bits, lone surrogates: both can
-arrive in hostile webhook bodies) is written by the standard library instead, as before."""
+"""JSON encoding in C (orjson) for the hot paths: bulk-write parameters, JSON columns and
+platform calls. What orjson refuses (integers past 64 bits, lone surrogates: both can arrive in
+hostile webhook bodies) is written by the standard library instead, as before. Log lines keep
+the standard library's spaced form."""
 
 import json
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -16,12 +16,12 @@ def _iso(value: object) -> str:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def to_json_bytes(value: Any, default: Callable[[Any], Any] | None = None) -> bytes:
+def to_json_bytes(value: Any) -> bytes:
     try:
-        return orjson.dumps(value, default=default, option=orjson.OPT_NON_STR_KEYS)
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
     except TypeError:
-        return json.dumps(value, default=default or _iso).encode()
+        return json.dumps(value, default=_iso).encode()
 
 
-def to_json(value: Any, default: Callable[[Any], Any] | None = None) -> str:
-    return to_json_bytes(value, default).decode()
+def to_json(value: Any) -> str:
+    return to_json_bytes(value).decode()

@@ -1,6 +1,7 @@
 """Structured JSON logs with context (event_id, contact_id, delivery_id) bound per task, and
 one access line per HTTP request."""
 
+import json
 import logging
 import sys
 import time
@@ -11,8 +12,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from syncgate.encoding import to_json
 
 _context: ContextVar[dict[str, Any]] = ContextVar("log_context", default={})  # noqa: B039
 
@@ -41,7 +40,7 @@ class JsonFormatter(logging.Formatter):
             entry.update(extra)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return to_json(entry, default=str)
+        return json.dumps(entry, default=str)
 
 
 def configure_logging(level: str = "INFO") -> None:
