@@ -299,14 +299,7 @@ def _bulk_insert(
         clause = text(sql)
         statement = clause.columns(*(table.c[c] for c in returning)) if returning else clause
     else:
-        built = dialect_insert(dialect, table)
-        if conflict and update_columns:
-            built = built.on_conflict_do_update(
-                index_elements=list(conflict),
-                set_={c: built.excluded[c] for c in update_columns},
-            )
-        elif conflict:
-            built = built.on_conflict_do_nothing(index_elements=list(conflict))
+        built = _on_conflict(dialect_insert(dialect, table), conflict, update_columns)
         statement = built.returning(*(table.c[c] for c in returning)) if returning else built
     _BULK[key] = statement
     return statement
@@ -350,15 +343,22 @@ def _sqlite_insert(
     many = _MANY.get(key)
     if many is None:
         built = dialect_insert(dialect, table).values({c: bindparam(f"b_{c}") for c in columns})
-        if conflict and update_columns:
-            built = built.on_conflict_do_update(
-                index_elements=list(conflict),
-                set_={c: built.excluded[c] for c in update_columns},
-            )
-        elif conflict:
-            built = built.on_conflict_do_nothing(index_elements=list(conflict))
+        built = _on_conflict(built, conflict, update_columns)
         many = _MANY[key] = _Many.compile(dialect, table, built, "b_", onupdate=False)
     return many
+
+
+def _on_conflict(
+    built: Any, conflict: tuple[str, ...], update_columns: tuple[str, ...] | None
+) -> Any:
+    """SQLite's ON CONFLICT clause of an `insert_rows` statement."""
+    if conflict and update_columns:
+        return built.on_conflict_do_update(
+            index_elements=list(conflict), set_={c: built.excluded[c] for c in update_columns}
+        )
+    if conflict:
+        return built.on_conflict_do_nothing(index_elements=list(conflict))
+    return built
 
 
 async def update_rows(
