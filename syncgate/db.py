@@ -368,19 +368,11 @@ async def update_rows(
     if not rows:
         return
     columns = tuple(rows[0])
-    cache_key = ("update", table.name, columns, key)
     if connection.dialect.name != "postgresql":
-        many = _MANY.get(cache_key)
-        if many is None:
-            changes = (
-                update(table)
-                .where(table.c[key] == bindparam(f"b_{key}"))
-                .values({c: bindparam(f"b_{c}") for c in columns if c != key})
-            )
-            many = _Many.compile(connection.dialect, table, changes, "b_", onupdate=True)
-            _MANY[cache_key] = many
+        many = _sqlite_update(connection.dialect, table, columns, key)
         await _sqlite_executemany(connection, many, rows)
         return
+    cache_key = ("update", table.name, columns, key)
     statement = _BULK.get(cache_key)
     if statement is None:
         sets = ", ".join(f"{c} = r.{c}" for c in columns if c != key)
@@ -389,6 +381,19 @@ async def update_rows(
             f"WHERE {table.name}.{key} = r.{key}"
         )
     await connection.execute(statement, _recordset(rows))
+
+
+def _sqlite_update(dialect: Dialect, table: Table, columns: tuple[str, ...], key: str) -> _Many:
+    cache_key = ("update", table.name, columns, key)
+    many = _MANY.get(cache_key)
+    if many is None:
+        changes = (
+            update(table)
+            .where(table.c[key] == bindparam(f"b_{key}"))
+            .values({c: bindparam(f"b_{c}") for c in columns if c != key})
+        )
+        many = _MANY[cache_key] = _Many.compile(dialect, table, changes, "b_", onupdate=True)
+    return many
 
 
 async def copy_rows(

@@ -86,15 +86,9 @@ class Due:
     merged_into_id: int | None
 
 
-_DUE = (
-    *(
-        _DELIVERIES.c[name]
-        for name in ("id", "contact_id", "attempts", "values", "searched_emails")
-    ),
-    *(
-        _CONTACTS.c[name]
-        for name in ("hubspot_id", "email", "salesforce_id", "salesforce_object", "merged_into_id")
-    ),
+# The claim's columns, in `Due`'s order: the delivery's, then its contact's.
+_DUE = tuple(
+    _DELIVERIES.c[f.name] if f.name in _DELIVERIES.c else _CONTACTS.c[f.name] for f in fields(Due)
 )
 
 
