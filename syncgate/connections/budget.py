@@ -35,13 +35,13 @@ class SharedWindow:
         self.seconds = seconds + SLACK_SECONDS
         self.clock = clock
 
-    async def reserve(self) -> float:
+    async def reserve(self, count: int = 1) -> float:
         async with transaction(self.session_factory) as session:
             row = await locked_status(session, self.platform)
             window = RateWindow(
                 self.limit, self.seconds, list(row.budget_sent), row.budget_paused_until
             )
-            wait = window.reserve(self.clock())
+            wait = window.reserve(self.clock(), count)
             row.budget_sent, row.budget_paused_until = window.sent, window.paused_until
         return wait
 

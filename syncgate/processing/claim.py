@@ -1,7 +1,6 @@
 """Claiming a round: the due inbox events, each payload parsed once, what the round's rules need
 (settings, mappings, active segments), and the HubSpot contacts it must read first."""
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,12 +14,7 @@ from syncgate.config import Settings
 from syncgate.db import among
 from syncgate.inbox.models import InboxEvent, InboxStatus, Source
 from syncgate.models import table_of, utc_now
-from syncgate.platforms.hubspot.client import (
-    BATCH_LIMIT,
-    HubSpotClient,
-    HubSpotContact,
-    HubSpotError,
-)
+from syncgate.platforms.hubspot.client import HubSpotClient, HubSpotContact, HubSpotError
 from syncgate.platforms.hubspot.events import HubSpotEvent
 from syncgate.sync.mapping import Mapping, load_mappings
 from syncgate.sync.models import Contact
@@ -166,22 +160,14 @@ async def read_ahead(
         context.read_error = "no HubSpot API credentials are configured"
         return
     properties = properties_to_read(context.mappings, context.segments)
-    chunks = [hubspot_ids[i : i + BATCH_LIMIT] for i in range(0, len(hubspot_ids), BATCH_LIMIT)]
-    # The calls of a round at once: each waits on HubSpot, not on the one before.
-    read = await asyncio.gather(
-        *(hubspot.batch_read(chunk, properties) for chunk in chunks), return_exceptions=True
-    )
-    failed = [error for error in read if isinstance(error, BaseException)]
-    if failed:
-        if not isinstance(failed[0], HubSpotError):
-            raise failed[0]
+    try:
+        read = await hubspot.batch_read(hubspot_ids, properties)
+    except HubSpotError as error:
         # Transient, or permanent but often a fixable setup problem: the events needing these
         # contacts retry with backoff until their attempts run out.
-        log.warning("reading contacts from HubSpot failed; will retry: %s", failed[0])
+        log.warning("reading contacts from HubSpot failed; will retry: %s", error)
         context.unreadable = set(hubspot_ids)
         return
-    found = {
-        c.id: c for contacts in read if not isinstance(contacts, BaseException) for c in contacts
-    }
+    found = {contact.id: contact for contact in read}
     for hubspot_id in hubspot_ids:
         context.reads[hubspot_id] = found.get(hubspot_id)  # absent: deleted since, or never was

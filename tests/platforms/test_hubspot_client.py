@@ -363,6 +363,35 @@ async def test_batch_read_chunks_by_100_and_skips_unknown_ids(
     assert [len(json.loads(r.content)["inputs"]) for r in calls] == [100, 51]
 
 
+async def test_batch_read_takes_the_slots_of_its_calls_together_and_sends_them_at_once(
+    fake: MockHubSpot, time_: FakeTime
+) -> None:
+    ids = [fake.add(f"p{i}@example.com") for i in range(250)]
+    budget = RequestBudget(per_window=4, clock=time_.clock, sleep=time_.sleep, utcnow=lambda: NOON)
+    client = make_client(fake.handler, time_, budget=budget)
+    await budget.acquire()
+    await budget.acquire()  # 2 of 4 slots taken at t=1000
+
+    time_.now += 1
+    contacts = await client.batch_read(ids, ["email"])
+
+    # Its 3 calls wait together for the first slot to free (t=1010), then go out at once.
+    assert len(contacts) == 250
+    assert time_.sleeps == [pytest.approx(9.0)]
+    assert budget.used_today == 5
+
+
+async def test_more_slots_than_the_window_holds_are_taken_a_window_at_a_time(
+    time_: FakeTime,
+) -> None:
+    budget = RequestBudget(per_window=2, clock=time_.clock, sleep=time_.sleep, utcnow=lambda: NOON)
+
+    await budget.acquire(count=5)
+
+    assert time_.sleeps == [pytest.approx(10.0), pytest.approx(10.0)]
+    assert budget.used_today == 5
+
+
 async def test_list_contacts_pages_with_after_cursor(fake: MockHubSpot, time_: FakeTime) -> None:
     ids = [fake.add(f"p{i}@example.com") for i in range(250)]
     client = make_client(fake.handler, time_)

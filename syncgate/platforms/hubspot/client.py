@@ -117,16 +117,19 @@ class RateWindow:
         if self.limit < 1 or self.seconds <= 0:
             raise ValueError("a rate window needs a positive limit and duration")
 
-    def reserve(self, now: float) -> float:
-        """Take a slot at `now` and return 0, or return how many seconds until one frees."""
+    def reserve(self, now: float, count: int = 1) -> float:
+        """Take `count` slots at `now` and return 0, or return how many seconds until that many
+        are free."""
+        if not 1 <= count <= self.limit:
+            raise ValueError(f"a window of {self.limit} cannot reserve {count} slots at once")
         # The epsilon stops float rounding from leaving a slot "busy" for a few ulps forever.
         self.sent = [t for t in self.sent if t + self.seconds > now + 1e-9]
         wait = self.paused_until - now
-        if len(self.sent) >= self.limit:
-            wait = max(wait, min(self.sent) + self.seconds - now)
+        if (over := len(self.sent) + count - self.limit) > 0:
+            wait = max(wait, sorted(self.sent)[over - 1] + self.seconds - now)
         if wait > 0:
             return wait
-        self.sent.append(now)
+        self.sent += [now] * count
         return 0.0
 
     def pause(self, until: float) -> None:
@@ -136,8 +139,10 @@ class RateWindow:
 class Window(Protocol):
     """A rate window the budget draws from: this process's own, or one shared by all workers."""
 
-    async def reserve(self) -> float:
-        """Take a slot now and return 0, or return how many seconds until one frees."""
+    limit: int  # requests in the window
+
+    async def reserve(self, count: int = 1) -> float:
+        """Take `count` slots now and return 0, or return how many seconds until they free."""
 
     async def pause(self, seconds: float) -> None:
         """Hold every request back for `seconds`."""
@@ -148,10 +153,11 @@ class LocalWindow:
 
     def __init__(self, limit: int, seconds: float, clock: Callable[[], float]) -> None:
         self.window = RateWindow(limit, seconds)
+        self.limit = limit
         self._clock = clock
 
-    async def reserve(self) -> float:
-        return self.window.reserve(self._clock())
+    async def reserve(self, count: int = 1) -> float:
+        return self.window.reserve(self._clock(), count)
 
     async def pause(self, seconds: float) -> None:
         self.window.pause(self._clock() + max(seconds, 0.0))
@@ -197,30 +203,38 @@ class RequestBudget:
         """Requests started since midnight UTC."""
         return self._day_count if self._day == self.utcnow().date() else 0
 
-    async def acquire(self, *, search: bool = False) -> None:
-        """Wait for a free slot; raise TransientError when that is more than `max_wait` away."""
+    async def acquire(self, *, search: bool = False, count: int = 1) -> None:
+        """Wait for `count` free slots (taken together, as for calls sent at once); raise
+        TransientError when that is more than `max_wait` away."""
         lane = self._search if search else self._main
         async with self._locks[search]:
-            while True:
-                now_utc = self.utcnow()
-                if self._day != now_utc.date():
-                    self._day, self._day_count = now_utc.date(), 0
-                if self._daily_limit is not None and self._day_count >= self._daily_limit:
-                    raise TransientError(
-                        "daily HubSpot request budget used up",
-                        retry_after=_seconds_until(now_utc, _next_midnight(now_utc)),
-                        outage=True,
-                    )
-                wait = await lane.reserve()
-                if wait <= 0:
-                    self._day_count += 1
-                    return
-                if wait > self._max_wait:
-                    # Only a pause HubSpot asked for is this long (its daily limit): an outage.
-                    raise TransientError(
-                        f"HubSpot requests paused for {wait:.0f} s", retry_after=wait, outage=True
-                    )
-                await self._sleep(wait)
+            # More slots than the window holds are taken a window's worth at a time.
+            while count > 0:
+                part = min(count, lane.limit)
+                await self._take(lane, part)
+                count -= part
+
+    async def _take(self, lane: Window, count: int) -> None:
+        while True:
+            now_utc = self.utcnow()
+            if self._day != now_utc.date():
+                self._day, self._day_count = now_utc.date(), 0
+            if self._daily_limit is not None and self._day_count + count > self._daily_limit:
+                raise TransientError(
+                    "daily HubSpot request budget used up",
+                    retry_after=_seconds_until(now_utc, _next_midnight(now_utc)),
+                    outage=True,
+                )
+            wait = await lane.reserve(count)
+            if wait <= 0:
+                self._day_count += count
+                return
+            if wait > self._max_wait:
+                # Only a pause HubSpot asked for is this long (its daily limit): an outage.
+                raise TransientError(
+                    f"HubSpot requests paused for {wait:.0f} s", retry_after=wait, outage=True
+                )
+            await self._sleep(wait)
 
     async def pause(self, seconds: float, *, search_only: bool = False) -> None:
         """Hold every request (or only searches) back for `seconds`, e.g. after a 429."""
@@ -286,15 +300,31 @@ class HubSpotClient:
     async def batch_read(
         self, ids: Sequence[str], properties: Sequence[str]
     ) -> list[HubSpotContact]:
-        """Contacts by record id, 100 per call; ids HubSpot does not know are left out."""
+        """Contacts by record id, 100 per call, the calls sent at once (their slots of the budget
+        taken together); ids HubSpot does not know are left out."""
         unique = list(dict.fromkeys(ids))
+        chunks = [unique[i : i + BATCH_LIMIT] for i in range(0, len(unique), BATCH_LIMIT)]
+        if not chunks:
+            return []
+        await self.budget.acquire(count=len(chunks))
+        answers = await asyncio.gather(
+            *(self._read_chunk(chunk, properties) for chunk in chunks), return_exceptions=True
+        )
         contacts: list[HubSpotContact] = []
-        for start in range(0, len(unique), BATCH_LIMIT):
-            chunk = unique[start : start + BATCH_LIMIT]
-            body = {"properties": list(properties), "inputs": [{"id": i} for i in chunk]}
-            response = await self._request("POST", f"{CONTACTS}/batch/read", json_body=body)
-            contacts += [_contact(item) for item in _body(response).get("results") or []]
+        for answer in answers:
+            if isinstance(answer, BaseException):
+                raise answer
+            contacts += answer
         return contacts
+
+    async def _read_chunk(
+        self, ids: Sequence[str], properties: Sequence[str]
+    ) -> list[HubSpotContact]:
+        body = {"properties": list(properties), "inputs": [{"id": i} for i in ids]}
+        response = await self._request(
+            "POST", f"{CONTACTS}/batch/read", json_body=body, reserved=True
+        )
+        return [_contact(item) for item in _body(response).get("results") or []]
 
     async def search_by_emails(
         self, emails: Sequence[str], properties: Sequence[str]
@@ -533,11 +563,15 @@ class HubSpotClient:
         json_body: Mapping[str, Any] | None = None,
         search: bool = False,
         ok: tuple[int, ...] = (200, 201, 207),
+        reserved: bool = False,
     ) -> httpx.Response:
+        """One call, its slot of the budget taken first unless the caller `reserved` it."""
         renewed = False
         content = None if json_body is None else to_json_bytes(json_body)
         while True:
-            await self.budget.acquire(search=search)
+            if not reserved:
+                await self.budget.acquire(search=search)
+            reserved = False  # a call sent again after renewing the token takes a new slot
             token = await self._auth.token()
             headers = {"Authorization": f"Bearer {token}"}
             if content is not None:
