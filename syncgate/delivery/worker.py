@@ -31,8 +31,9 @@ GATHER_SECONDS = 0.1
 
 class Worker:
     """Runs processing, each delivery step and the jobs as concurrent loops, so a batch waiting
-    on a platform's answer never holds up the next round of processing. Each loop sleeps up to
-    `worker_poll_seconds` when it found no work; processing wakes the deliveries early."""
+    on a platform's answer never holds up the next round of processing; while a backlog lasts,
+    two batches per platform are in flight. Each loop sleeps up to `worker_poll_seconds` when it
+    found no work; processing wakes the deliveries early."""
 
     def __init__(self, config: Settings, session_factory: async_sessionmaker[AsyncSession]):
         self.config = config
@@ -77,6 +78,7 @@ class Worker:
                     loops.create_task(self._deliveries(deliverer, woken))
                 loops.create_task(self._loop("jobs", self.jobs.run_once, asyncio.Event(), full=1))
         finally:
+            await self.inbox.close()
             await self.http.aclose()
 
     async def _deliveries(self, deliverer: Deliverer[Any, Any], woken: asyncio.Event) -> None:
@@ -84,7 +86,12 @@ class Worker:
         # Before the first batch: does the platform answer, and how much allowance is left?
         await self._step(f"{name} probe", deliverer.probe)
         send = partial(self._deliver, deliverer)
-        await self._loop(name, send, woken, full=deliverer.batch_size)
+        full = deliverer.batch_size
+        # While batches come full, a second one is claimed and sent while the first is settled.
+        backlog = asyncio.Event()
+        async with asyncio.TaskGroup() as batches:
+            batches.create_task(self._loop(name, send, woken, full=full, when_full=backlog))
+            batches.create_task(self._loop(name, send, backlog, full=full, poll=False))
 
     async def _deliver(self, deliverer: Deliverer[Any, Any]) -> int:
         return await deliverer.run_once(backlog=self.inbox_has_backlog)
@@ -97,9 +104,11 @@ class Worker:
         *,
         full: int,
         wakes: Sequence[asyncio.Event] = (),
+        when_full: asyncio.Event | None = None,
+        poll: bool = True,
     ) -> None:
         """Run `step` again at once after a full batch, after a short pause after a partial
-        one (so the next round has more to share its cost), else when woken or polled."""
+        one (so the next round has more to share its cost), else when woken (or polled)."""
         while True:
             woken.clear()  # a wake-up during the step below keeps it set: no work is missed
             if done := await self._step(name, step):
@@ -107,9 +116,13 @@ class Worker:
                     other.set()
                 if done < full:
                     await asyncio.sleep(GATHER_SECONDS)
+                elif when_full is not None:
+                    when_full.set()
                 continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(woken.wait(), self.config.worker_poll_seconds)
+                await asyncio.wait_for(
+                    woken.wait(), self.config.worker_poll_seconds if poll else None
+                )
 
     async def _step(self, name: str, step: Callable[[], Awaitable[int]]) -> int:
         try:

@@ -6,10 +6,14 @@ processed, for a round of one as for a round of hundreds.
         → apply each event in memory (mirror, segments, decide, queue)
         → write back in bulk (contacts, properties, deliveries, decisions, memberships, inbox)
 
+While a full round is processed, the next one is claimed and read from HubSpot: a burst waits
+on the database or on HubSpot, not on both in turn.
+
 A round that fails is run again as two halves, down to the one event that fails alone, which
 is postponed with its error; the others are processed as if it had never been claimed.
 """
 
+import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -109,16 +113,33 @@ class InboxRounds:
         self.session_factory = session_factory
         self.hubspot = hubspot
         self.batch_size = SQLITE_BATCH_SIZE if is_sqlite(config.database_url) else BATCH_SIZE
+        self._next: asyncio.Task[tuple[list[RoundEvent], RoundContext]] | None = None
 
     async def run_once(self) -> int:
         """Process one round of due events; returns how many were claimed."""
-        async with transaction(self.session_factory) as session:
-            events, context, to_read = await claim(session, self.config, self.batch_size)
+        claimed, self._next = self._next, None
+        events, context = await (claimed or self._claim())
         if not events:
             return 0
-        await read_ahead(self.hubspot, context, to_read)
+        if len(events) >= self.batch_size:
+            self._next = asyncio.create_task(self._claim())
         await self._run(events, context)
         return len(events)
+
+    async def close(self) -> None:
+        """Stop claiming ahead; a round claimed already is claimed again when its lease ends,
+        like the round a stopped worker was processing."""
+        if (claiming := self._next) is not None:
+            self._next = None
+            claiming.cancel()
+            await asyncio.wait([claiming])
+
+    async def _claim(self) -> tuple[list[RoundEvent], RoundContext]:
+        async with transaction(self.session_factory) as session:
+            events, context, to_read = await claim(session, self.config, self.batch_size)
+        if events:
+            await read_ahead(self.hubspot, context, to_read)
+        return events, context
 
     async def _run(self, events: list[RoundEvent], context: RoundContext) -> None:
         try:
