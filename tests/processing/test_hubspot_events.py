@@ -4,6 +4,7 @@ In process, on the real database, with the real HubSpot and Salesforce clients t
 fake platforms (tests/delivery/harness.py).
 """
 
+import asyncio
 from collections import Counter
 from typing import Any
 
@@ -21,8 +22,10 @@ from delivery.harness import (
 from sqlalchemy import select
 
 from syncgate.db import transaction
+from syncgate.models import utc_now
 from syncgate.processing.apply import Round
-from syncgate.processing.claim import RoundEvent
+from syncgate.processing.claim import RoundContext, RoundEvent
+from syncgate.processing.round import InboxRounds
 from syncgate.sync.decide.outcomes import Decision, Direction
 from syncgate.sync.models import Segment, SegmentMember, SegmentType
 from syncgate.sync.preferences import load_settings
@@ -499,3 +502,69 @@ async def test_a_first_sight_read_that_fails_is_retried_later(env: Env) -> None:
     assert decision.decision == Decision.FORWARDED
     [lead] = env.salesforce.find_by_email("unread@example.com")
     assert (lead["LastName"], lead["Title"]) == ("Unread", "Owner")
+
+
+async def rounds_of_two(env: Env) -> InboxRounds:
+    rounds = InboxRounds(env.settings, env.session_factory, env.hubspot_client())
+    rounds.batch_size = 2
+    return rounds
+
+
+async def test_rounds_claimed_ahead_process_every_event_once_and_in_order(env: Env) -> None:
+    """A full round has the next one claimed and read while it is processed: still each event
+    once, and one contact's changes in the order they happened, across rounds."""
+    ids = [env.hubspot.add_contact(email=f"ahead{n}@example.com") for n in range(3)]
+    start = now_ms()
+    events = [change(ids[k % 3], "firstname", f"Name{k}", occurredAt=start + k) for k in range(7)]
+    await env.send(*events)
+
+    rounds = await rounds_of_two(env)
+    claimed = [await rounds.run_once() for _ in range(5)]
+
+    assert claimed == [2, 2, 2, 1, 0]
+    inbox = await env.inbox()
+    assert [(e.status, e.attempts) for e in inbox] == [("done", 1)] * 7
+    assert len(await env.decisions()) == 7
+    await env.deliver()
+    assert [
+        env.salesforce.find_by_email(f"ahead{n}@example.com")[0]["FirstName"] for n in range(3)
+    ] == [
+        "Name6",
+        "Name4",
+        "Name5",
+    ]
+
+
+async def test_a_round_claimed_ahead_when_the_worker_stops_is_processed_after_its_lease(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = [env.hubspot.add_contact(email=f"stop{n}@example.com") for n in range(4)]
+    await env.send(*(change(hubspot_id, "jobtitle", "Owner") for hubspot_id in ids))
+
+    rounds = await rounds_of_two(env)
+    claims = rounds._claim
+    claimed: list[int] = []
+    claimed_ahead = asyncio.Event()
+
+    async def claim() -> tuple[list[RoundEvent], RoundContext]:
+        events, context = await claims()
+        claimed.append(len(events))
+        if len(claimed) == 2:
+            claimed_ahead.set()
+        return events, context
+
+    monkeypatch.setattr(rounds, "_claim", claim)
+    assert await rounds.run_once() == 2
+    async with asyncio.timeout(10):
+        await claimed_ahead.wait()
+    await rounds.close()
+
+    inbox = await env.inbox()
+    assert [(e.status, e.attempts) for e in inbox] == [("done", 1)] * 2 + [("pending", 1)] * 2
+    assert all(e.next_attempt_at > utc_now() for e in inbox[2:])  # leased: waiting, not lost
+    await env.make_due()
+    assert await env.process() == 2
+    assert [(e.status, e.attempts) for e in await env.inbox()][2:] == [("done", 2)] * 2
+    await env.deliver()
+    titles = [env.salesforce.find_by_email(f"stop{n}@example.com")[0]["Title"] for n in range(4)]
+    assert titles == ["Owner"] * 4
