@@ -467,8 +467,8 @@ def render(results: dict[str, Any]) -> str:
         ratio = "—"
         if before and after:
             ratio = (
-                f"{after['events_per_s'] / before['events_per_s']:.1f}x "
-                f"({before['cpu_ms_per_event'] / after['cpu_ms_per_event']:.1f}x)"
+                f"{after['events_per_s'] / before['events_per_s']:.2f}x "
+                f"({before['cpu_ms_per_event'] / after['cpu_ms_per_event']:.2f}x)"
             )
         lines.append(
             f"| {scenario} | {database} | {workers} | {_cell(before)} | {_cell(after)} | {ratio} |"
@@ -495,6 +495,20 @@ def render(results: dict[str, Any]) -> str:
                 f"{cell(after)} | {ratio} | {rss} |"
             )
     return "\n".join(lines)
+
+
+def python_speed() -> float:
+    """Seconds for 10 million additions in a Python loop, best of 3: how fast this machine runs
+    Python today (machines of one kind differed by half between sessions), so that runs on
+    different days can be told apart. Compare figures of one run only."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.process_time()
+        total = 0
+        for i in range(10_000_000):
+            total += i
+        best = min(best, time.process_time() - started)
+    return round(best, 2)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -530,9 +544,11 @@ def main(argv: list[str] | None = None) -> int:
         trees.insert(0, baseline_tree(args.baseline, work_dir))
     command = shlex.join([os.path.relpath(sys.executable, ROOT), *sys.argv])
     print(f"command: {command}\nlogs: {log_dir}", flush=True)
+    speed = python_speed()
+    print(f"machine speed: {speed} s for the reference loop (lower is faster)", flush=True)
     results: dict[str, Any] = {
         "command": command,
-        "machine": machine_info(),
+        "machine": machine_info() | {"reference_loop_s": speed},
         "targets": TARGETS,
         "trees": {t.name: t.commit for t in trees},
         "bursts": [],
