@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from syncgate.config import Settings
 from syncgate.connections.budget import shared_hubspot_budget
+from syncgate.db import is_sqlite
 from syncgate.delivery.base import Deliverer
 from syncgate.delivery.hubspot import HubSpotDeliverer
 from syncgate.delivery.salesforce import SalesforceDeliverer
@@ -32,8 +33,8 @@ GATHER_SECONDS = 0.1
 class Worker:
     """Runs processing, each delivery step and the jobs as concurrent loops, so a batch waiting
     on a platform's answer never holds up the next round of processing; while a backlog lasts,
-    two batches per platform are in flight. Each loop sleeps up to `worker_poll_seconds` when it
-    found no work; processing wakes the deliveries early."""
+    `batches_in_flight` per platform. Each loop sleeps up to `worker_poll_seconds` when it found
+    no work; processing wakes the deliveries early."""
 
     def __init__(self, config: Settings, session_factory: async_sessionmaker[AsyncSession]):
         self.config = config
@@ -48,6 +49,9 @@ class Worker:
             HubSpotDeliverer(config, session_factory, hubspot),
         ]
         self.jobs = JobRunner(config, session_factory, hubspot, salesforce)
+        # SQLite has one write lock: a second batch's claim and settle would only queue behind
+        # the first's, and make webhook intake wait longer for it.
+        self.batches_in_flight = 1 if is_sqlite(config.database_url) else 2
         self.inbox_has_backlog = False
         self.inbox_woken = asyncio.Event()
         self._deliveries_woken = [asyncio.Event() for _ in self.deliverers]
@@ -87,11 +91,12 @@ class Worker:
         await self._step(f"{name} probe", deliverer.probe)
         send = partial(self._deliver, deliverer)
         full = deliverer.batch_size
-        # While batches come full, a second one is claimed and sent while the first is settled.
+        # While batches come full, the next is claimed and sent while the one before is settled.
         backlog = asyncio.Event()
         async with asyncio.TaskGroup() as batches:
             batches.create_task(self._loop(name, send, woken, full=full, when_full=backlog))
-            batches.create_task(self._loop(name, send, backlog, full=full, poll=False))
+            for _ in range(self.batches_in_flight - 1):
+                batches.create_task(self._loop(name, send, backlog, full=full, poll=False))
 
     async def _deliver(self, deliverer: Deliverer[Any, Any]) -> int:
         return await deliverer.run_once(backlog=self.inbox_has_backlog)

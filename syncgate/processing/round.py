@@ -7,7 +7,8 @@ processed, for a round of one as for a round of hundreds.
         → write back in bulk (contacts, properties, deliveries, decisions, memberships, inbox)
 
 While a full round is processed, the next one is claimed and read from HubSpot: a burst waits
-on the database or on HubSpot, not on both in turn.
+on the database or on HubSpot, not on both in turn (on PostgreSQL: SQLite's one write lock
+would only queue the claim behind the round).
 
 A round that fails is run again as two halves, down to the one event that fails alone, which
 is postponed with its error; the others are processed as if it had never been claimed.
@@ -112,7 +113,9 @@ class InboxRounds:
         self.config = config
         self.session_factory = session_factory
         self.hubspot = hubspot
-        self.batch_size = SQLITE_BATCH_SIZE if is_sqlite(config.database_url) else BATCH_SIZE
+        sqlite = is_sqlite(config.database_url)
+        self.batch_size = SQLITE_BATCH_SIZE if sqlite else BATCH_SIZE
+        self.claim_ahead = not sqlite
         self._next: asyncio.Task[tuple[list[RoundEvent], RoundContext]] | None = None
 
     async def run_once(self) -> int:
@@ -121,7 +124,7 @@ class InboxRounds:
         events, context = await (claimed or self._claim())
         if not events:
             return 0
-        if len(events) >= self.batch_size:
+        if self.claim_ahead and len(events) >= self.batch_size:
             self._next = asyncio.create_task(self._claim())
         await self._run(events, context)
         return len(events)

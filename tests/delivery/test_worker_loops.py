@@ -40,6 +40,7 @@ async def test_two_batches_are_in_flight_while_they_come_full_and_one_when_idle(
     settings: Settings, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
     worker = Worker(settings.model_copy(update={"worker_poll_seconds": 0.02}), session_factory)
+    worker.batches_in_flight = 2  # SQLite's default is 1
     batches = Batches(waiting=2_000)
     loop = asyncio.create_task(worker._deliveries(batches, asyncio.Event()))  # type: ignore[arg-type]
     try:

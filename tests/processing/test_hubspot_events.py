@@ -506,7 +506,7 @@ async def test_a_first_sight_read_that_fails_is_retried_later(env: Env) -> None:
 
 async def rounds_of_two(env: Env) -> InboxRounds:
     rounds = InboxRounds(env.settings, env.session_factory, env.hubspot_client())
-    rounds.batch_size = 2
+    rounds.batch_size, rounds.claim_ahead = 2, True  # SQLite's are not claimed ahead
     return rounds
 
 
