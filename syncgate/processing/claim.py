@@ -30,8 +30,7 @@ _INBOX = table_of(InboxEvent)
 _CONTACTS = table_of(Contact)
 # The payload as it is stored, text: parsed once, straight into the event's model.
 _CLAIMED = (
-    *(_INBOX.c[name] for name in ("id", "source", "kind", "object_key", "occurred_at_ms")),
-    *(_INBOX.c[name] for name in ("received_at", "attempts")),
+    *_INBOX.c["id", "source", "kind", "object_key", "occurred_at_ms", "received_at", "attempts"],
     cast(_INBOX.c.payload, Text).label("payload"),
 )
 
