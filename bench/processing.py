@@ -497,20 +497,6 @@ def render(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def python_speed() -> float:
-    """Seconds for 10 million additions in a Python loop, best of 3: how fast this machine runs
-    Python today (machines of one kind differed by half between sessions), so that runs on
-    different days can be told apart. Compare figures of one run only."""
-    best = float("inf")
-    for _ in range(3):
-        started = time.process_time()
-        total = 0
-        for i in range(10_000_000):
-            total += i
-        best = min(best, time.process_time() - started)
-    return round(best, 2)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--baseline", help="commit or checkout to compare with (default: none)")
@@ -544,11 +530,9 @@ def main(argv: list[str] | None = None) -> int:
         trees.insert(0, baseline_tree(args.baseline, work_dir))
     command = shlex.join([os.path.relpath(sys.executable, ROOT), *sys.argv])
     print(f"command: {command}\nlogs: {log_dir}", flush=True)
-    speed = python_speed()
-    print(f"machine speed: {speed} s for the reference loop (lower is faster)", flush=True)
     results: dict[str, Any] = {
         "command": command,
-        "machine": machine_info() | {"reference_loop_s": speed},
+        "machine": machine_info(),
         "targets": TARGETS,
         "trees": {t.name: t.commit for t in trees},
         "bursts": [],
