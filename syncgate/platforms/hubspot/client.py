@@ -304,8 +304,6 @@ class HubSpotClient:
         taken together); ids HubSpot does not know are left out."""
         unique = list(dict.fromkeys(ids))
         chunks = [unique[i : i + BATCH_LIMIT] for i in range(0, len(unique), BATCH_LIMIT)]
-        if not chunks:
-            return []
         await self.budget.acquire(count=len(chunks))
         answers = await asyncio.gather(
             *(self._read_chunk(chunk, properties) for chunk in chunks), return_exceptions=True
