@@ -540,13 +540,35 @@ async def test_find_by_emails_escapes_quotes_and_backslashes(
     assert "IN ('o\\'brien@x.com', 'back\\\\slash@x.com')" in org.queries()[0]
 
 
+async def test_query_reaches_salesforce_as_written_whatever_its_characters(
+    org: FakeOrg, client: SalesforceClient
+) -> None:
+    # `+`, `&`, `%`, `#` and `;` mean something in a URL; the org must still read the statement.
+    email = "a+b&c%d#e;f=g@x.com"
+    tagged = org.add("Contact", Email=email, LastName="T")
+    found = await client.find_by_emails([email], {})
+    assert found[email].id == tagged
+    assert f"IN ('{email}')" in org.queries()[0]
+
+
 async def test_find_by_emails_chunks_long_lists(org: FakeOrg, client: SalesforceClient) -> None:
     emails = [f"person{i}@example.com" for i in range(250)]
     org.add("Lead", Email="person249@example.com", LastName="P", Company="C")
     found = await client.find_by_emails(emails, {})
     assert list(found) == ["person249@example.com"]
-    assert [q.count("@") for q in org.queries()] == [100, 100, 50, 100, 100, 50]
+    assert [q.count("@") for q in org.queries()] == [200, 50, 200, 50]
     assert max(len(str(r.url)) for r in org.api_requests) < 16_000
+
+
+async def test_find_by_emails_keeps_urls_short_when_every_character_is_escaped(
+    org: FakeOrg, client: SalesforceClient
+) -> None:
+    # 80 characters that each take three in the URL: the lists are cut by what is sent.
+    emails = [f"{i:03d}" + "%" * 70 + "@x.com" for i in range(200)]
+    await client.find_by_emails(emails, {})
+    lengths = [len(str(r.url)) for r in org.api_requests]
+    assert len(lengths) > 2 and max(lengths) < 16_000
+    assert sum(q.count("@") for q in org.queries()) == 2 * len(emails)
 
 
 async def test_find_by_emails_with_nothing_to_find_makes_no_call(

@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
+from urllib.parse import quote_plus
 
 import httpx
 import orjson
@@ -36,10 +37,10 @@ __all__ = [
 ]
 
 MAX_COLLECTION_RECORDS: Final = 200
-EMAILS_PER_QUERY: Final = 100
+EMAILS_PER_QUERY: Final = 200  # a whole delivery batch: one query per object
 IDS_PER_QUERY: Final = 200
-# Keeps a GET query URL well under Salesforce's 16 KB URI limit even with 80-char emails.
-_MAX_IN_LIST_CHARS: Final = 6000
+# Keeps a GET query URL well under Salesforce's 16 KB URI limit, counted as sent (escaped).
+_MAX_IN_LIST_CHARS: Final = 12_000
 
 TRANSIENT_ERROR_CODES: Final = frozenset(
     {
@@ -55,16 +56,22 @@ _OUTAGE_ERROR_CODES: Final = frozenset({"REQUEST_LIMIT_EXCEEDED"})
 _API_USAGE: Final = re.compile(r"(?:^|[\s,;])api-usage=(\d+)/(\d+)")
 _BASE_FIELDS: Final = ("Id", "Email", "LastModifiedDate")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*$")
-_SOQL_ESCAPES: Final = {
-    "\\": "\\\\",
-    "'": "\\'",
-    '"': '\\"',
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-    "\b": "\\b",
-    "\f": "\\f",
-}
+_SOQL_ESCAPES: Final = str.maketrans(
+    {
+        "\\": "\\\\",
+        "'": "\\'",
+        '"': '\\"',
+        "\n": "\\n",
+        "\r": "\\r",
+        "\t": "\\t",
+        "\b": "\\b",
+        "\f": "\\f",
+    }
+)
+_SOQL_RESERVED: Final = re.compile("[" + re.escape("".join(map(chr, _SOQL_ESCAPES))) + "]")
+# What a URL's query may carry unescaped (RFC 3986): a SOQL statement stays short and cheap to
+# build, with its quotes, commas and the emails' @ as they are.
+_QUERY_SAFE: Final = "'(),@=:"
 
 
 @dataclass(frozen=True)
@@ -86,7 +93,9 @@ class RecordResult:
 
 def soql_literal(value: str) -> str:
     """A SOQL string literal for `value`, quoted and escaped."""
-    return "'" + "".join(_SOQL_ESCAPES.get(char, char) for char in value) + "'"
+    if _SOQL_RESERVED.search(value) is None:  # nearly every email and id
+        return "'" + value + "'"
+    return "'" + value.translate(_SOQL_ESCAPES) + "'"
 
 
 def salesforce_time_ms(value: object) -> int:
@@ -142,7 +151,8 @@ class SalesforceClient:
 
     async def query(self, soql: str) -> list[dict[str, Any]]:
         """All rows of a SOQL query (following `nextRecordsUrl`), each with its `attributes`."""
-        page = _expect_dict(await self._call("GET", f"{self._base}/query", params={"q": soql}))
+        query = quote_plus(soql, safe=_QUERY_SAFE)
+        page = _expect_dict(await self._call("GET", f"{self._base}/query?q={query}"))
         records: list[dict[str, Any]] = list(page.get("records") or [])
         while not page.get("done", True) and page.get("nextRecordsUrl"):
             page = _expect_dict(await self._call("GET", str(page["nextRecordsUrl"])))
@@ -158,8 +168,7 @@ class SalesforceClient:
         found: dict[str, SalesforceRecord] = {}
         for object_type, extra in (("Lead", " AND IsConverted = false"), ("Contact", "")):
             columns = _columns(fields.get(object_type, ()))
-            for chunk in _chunks(wanted, EMAILS_PER_QUERY):
-                in_list = ", ".join(soql_literal(email) for email in chunk)
+            for in_list in _in_lists(wanted, EMAILS_PER_QUERY):
                 soql = f"SELECT {columns} FROM {object_type} WHERE Email IN ({in_list}){extra}"  # noqa: S608
                 for row in await self.query(soql):
                     email = str(row.get("Email") or "").lower()
@@ -175,8 +184,7 @@ class SalesforceClient:
         """Records by id, keyed by the 18-character Id Salesforce returns; unknown ids absent."""
         columns = _columns(fields)
         found: dict[str, SalesforceRecord] = {}
-        for chunk in _chunks(list(dict.fromkeys(ids)), IDS_PER_QUERY):
-            in_list = ", ".join(soql_literal(record_id) for record_id in chunk)
+        for in_list in _in_lists(list(dict.fromkeys(ids)), IDS_PER_QUERY):
             soql = f"SELECT {columns} FROM {_name(object_type)} WHERE Id IN ({in_list})"  # noqa: S608
             for row in await self.query(soql):
                 record = _record(object_type, row)
@@ -227,17 +235,16 @@ class SalesforceClient:
         method: str,
         path: str,
         *,
-        params: dict[str, str] | None = None,
         json: Any = None,
     ) -> Any:
         if not path.startswith("/services/"):
             # Never send the bearer token to a host Salesforce did not give us.
             raise PermanentError("Salesforce returned an unexpected resource URL")
         token = await self._auth.token()
-        response = await self._send(token, method, path, params, json)
+        response = await self._send(token, method, path, json)
         if response.status_code == 401:
             token = await self._auth.renew(token)
-            response = await self._send(token, method, path, params, json)
+            response = await self._send(token, method, path, json)
             if response.status_code == 401:
                 code, message = _first_error(response)
                 raise PermanentError(
@@ -254,9 +261,7 @@ class SalesforceClient:
                 f"Salesforce answered HTTP {response.status_code} with a non-JSON body"
             ) from None
 
-    async def _send(
-        self, token: Token, method: str, path: str, params: dict[str, str] | None, json: Any
-    ) -> httpx.Response:
+    async def _send(self, token: Token, method: str, path: str, json: Any) -> httpx.Response:
         headers = {
             "Authorization": f"Bearer {token.access_token}",
             "Accept": "application/json",
@@ -268,7 +273,7 @@ class SalesforceClient:
             headers["Content-Type"] = "application/json"
         try:
             response = await self._http.request(
-                method, token.instance_url + path, params=params, content=content, headers=headers
+                method, token.instance_url + path, content=content, headers=headers
             )
         except httpx.TimeoutException as error:
             raise TransientError(
@@ -311,18 +316,21 @@ def _columns(extra: Sequence[str]) -> str:
     return ", ".join(columns.values())
 
 
-def _chunks(values: list[str], max_count: int) -> Iterator[list[str]]:
-    chunk: list[str] = []
+def _in_lists(values: list[str], max_count: int) -> Iterator[str]:
+    """The values as SOQL `IN` lists of at most `max_count` literals and `_MAX_IN_LIST_CHARS`
+    characters once escaped for the URL."""
+    literals: list[str] = []
     size = 0
     for value in values:
-        cost = len(value) + 4
-        if chunk and (len(chunk) >= max_count or size + cost > _MAX_IN_LIST_CHARS):
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(value)
+        literal = soql_literal(value)
+        cost = len(quote_plus(literal, safe=_QUERY_SAFE)) + 2
+        if literals and (len(literals) >= max_count or size + cost > _MAX_IN_LIST_CHARS):
+            yield ", ".join(literals)
+            literals, size = [], 0
+        literals.append(literal)
         size += cost
-    if chunk:
-        yield chunk
+    if literals:
+        yield ", ".join(literals)
 
 
 def _rank(record: SalesforceRecord) -> tuple[int, bool, str]:
