@@ -39,6 +39,7 @@ HOLD_PARTIAL_BATCH = timedelta(seconds=0.5)
 NOT_CONNECTED_EVERY_S = 5.0
 SETTLE_TRIES = 3
 _DELIVERIES = table_of(Delivery)
+_SIBLINGS = _DELIVERIES.alias("other")  # built once: an alias rebuilt per claim costs its columns
 _CONTACTS = table_of(Contact)
 
 
@@ -229,7 +230,7 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
         return bool(utc_now() - oldest < HOLD_PARTIAL_BATCH)
 
     async def _claim(self, *, with_jobs: bool) -> list[ClaimT]:
-        table, other = _DELIVERIES, _DELIVERIES.alias("other")
+        table, other = _DELIVERIES, _SIBLINGS
         async with transaction(self.session_factory) as session:
             now = utc_now()
             connection = await session.connection()

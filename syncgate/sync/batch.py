@@ -6,7 +6,7 @@ SELECT … FOR UPDATE in id order, then new ones inserted in HubSpot id order), 
 deliveries, and last, when writing, the segments whose sizes move (in id order).
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from sqlalchemy import ColumnElement, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -21,7 +21,8 @@ from syncgate.sync.segments import ActiveSegment, Memberships
 
 _CONTACTS = table_of(Contact)
 _PROPERTIES = table_of(ContactProperty)
-_LOADED = (_CONTACTS.c.id, *(_CONTACTS.c[name] for name in COLUMNS))
+_LOADED_NAMES = ("id", *COLUMNS)
+_LOADED = tuple(_CONTACTS.c[name] for name in _LOADED_NAMES)
 _LINK = COLUMNS.index("salesforce_id")
 
 
@@ -71,7 +72,7 @@ class ContactBatch:
                 .order_by(_CONTACTS.c.id)  # one lock order for every worker: no deadlocks
                 .with_for_update()
             )
-            await batch._take(connection, [ContactState(**row._mapping) for row in rows])
+            await batch._take(connection, _states(rows))
         return batch
 
     async def create_hubspot_contacts(
@@ -120,7 +121,7 @@ class ContactBatch:
                 .order_by(_CONTACTS.c.id)
                 .with_for_update()
             )
-            await self._take(connection, [ContactState(**row._mapping) for row in rows])
+            await self._take(connection, _states(rows))
 
     async def _take(
         self, connection: AsyncConnection, contacts: list[ContactState], *, fresh: bool = False
@@ -279,3 +280,8 @@ class ContactBatch:
                 for contact in sorted(dirty, key=lambda c: c.id or 0)
             ],
         )
+
+
+def _states(rows: Iterable[Sequence[object]]) -> list[ContactState]:
+    """ContactStates from rows of `_LOADED`."""
+    return [ContactState(**dict(zip(_LOADED_NAMES, row, strict=True))) for row in rows]  # type: ignore[arg-type]
