@@ -28,7 +28,8 @@ log = logging.getLogger("syncgate.processing")
 LEASE = timedelta(seconds=120)
 _INBOX = table_of(InboxEvent)
 _CONTACTS = table_of(Contact)
-# The payload as it is stored, text: parsed once, straight into the event's model.
+# RoundEvent's columns in its order, then the payload as stored, text: parsed once, straight
+# into the event's model.
 _CLAIMED = (
     *_INBOX.c["id", "source", "kind", "object_key", "occurred_at_ms", "received_at", "attempts"],
     cast(_INBOX.c.payload, Text).label("payload"),
@@ -80,22 +81,16 @@ class RoundContext:
 
 
 def parse(row: Any) -> RoundEvent:
-    event = RoundEvent(
-        row.id,
-        row.source,
-        row.kind,
-        row.object_key,
-        row.occurred_at_ms,
-        row.received_at,
-        row.attempts,
-    )
+    """A row of `_CLAIMED` as a RoundEvent, its payload parsed (or why it could not be)."""
+    *columns, payload = row
+    event = RoundEvent(*columns)
     try:
-        if row.source == Source.HUBSPOT:
-            event.hubspot = HubSpotEvent.model_validate_json(row.payload)
+        if event.source == Source.HUBSPOT:
+            event.hubspot = HubSpotEvent.model_validate_json(payload)
         else:
-            payload = json.loads(row.payload)
+            fields = json.loads(payload)
             event.salesforce = SalesforceNotification(
-                payload["object_type"], payload["record_id"], dict(payload["fields"])
+                fields["object_type"], fields["record_id"], dict(fields["fields"])
             )
     except (ValueError, KeyError, TypeError) as error:
         event.unparsable = f"{type(error).__name__}: {error}"
