@@ -5,6 +5,7 @@ platform answered."""
 import logging
 import time
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
@@ -366,8 +367,8 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
             await contacts.write(connection)
         for latency in latencies:
             FORWARD_LATENCY.observe(latency)
-        for outcome in outcomes:
-            DELIVERIES.labels(self.target.value, outcome).inc()
+        for outcome, count in Counter(outcomes).items():
+            DELIVERIES.labels(self.target.value, outcome).inc(count)
 
     async def _absorb_newer(self, connection: AsyncConnection, retried: list["Settled"]) -> None:
         """A delivery going back to pending takes in the one queued for its record while it was
