@@ -4,6 +4,7 @@ import argparse
 import asyncio
 import contextlib
 import sys
+from collections.abc import Callable
 from typing import NoReturn
 
 from syncgate.config import Settings, SettingsError, load_settings
@@ -67,7 +68,18 @@ def worker(config: Settings, metrics_host: str, metrics_port: int | None) -> Non
     from syncgate.main import run_worker
 
     _migrate(config)
-    asyncio.run(run_worker(config, metrics_host, metrics_port))
+    # The loop `serve` runs the worker on (uvicorn picks uvloop where uvicorn[standard] installed
+    # it): under load a worker is bound by its own CPU, and uvloop's loop costs it less.
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(run_worker(config, metrics_host, metrics_port))
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:  # uvloop is not built for every platform
+        return None
+    return uvloop.new_event_loop
 
 
 def build_parser() -> argparse.ArgumentParser:
