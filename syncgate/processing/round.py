@@ -136,6 +136,8 @@ class InboxRounds:
             self._next = None
             claiming.cancel()
             await asyncio.wait([claiming])
+            if not claiming.cancelled():
+                claiming.exception()  # a failure before the cancel changes nothing now: dropped
 
     async def _claim(self) -> tuple[list[RoundEvent], RoundContext]:
         async with transaction(self.session_factory) as session:
