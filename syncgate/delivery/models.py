@@ -65,6 +65,7 @@ class Delivery(TimestampMixin, Base):
     contact: Mapped["Contact"] = relationship(lazy="raise")
 
     __table_args__ = (
-        Index("ix_deliveries_claim", "target", "status", "next_attempt_at"),
+        # A claim reads it in id order: the oldest due deliveries of a target, first.
+        Index("ix_deliveries_claim", "target", "status", "id"),
         Index("ix_deliveries_contact_target_status", "contact_id", "target", "status"),
     )

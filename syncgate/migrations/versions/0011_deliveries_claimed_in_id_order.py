@@ -1,0 +1,25 @@
+"""deliveries claimed in id order
+
+Revision ID: 0011
+Revises: 0010
+Create Date: 2026-12-03 21:30:00.000000
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "0011"
+down_revision: str | None = "0010"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.drop_index("ix_deliveries_claim", table_name="deliveries")
+    op.create_index("ix_deliveries_claim", "deliveries", ["target", "status", "id"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_deliveries_claim", table_name="deliveries")
+    op.create_index("ix_deliveries_claim", "deliveries", ["target", "status", "next_attempt_at"])
