@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from syncgate import sqlite_driver
 from syncgate.encoding import to_json
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -110,9 +111,10 @@ def create_sync_engine(url: str) -> Engine:
 
 
 def create_db_engine(url: str) -> AsyncEngine:
-    kwargs: dict[str, Any] = {"pool_pre_ping": True, **_JSON_CODEC}
+    kwargs: dict[str, Any] = dict(_JSON_CODEC)
     if not is_sqlite(url):
-        kwargs |= {"pool_size": 10, "max_overflow": 10, "pool_timeout": 5}
+        # A file never drops a connection; a server does, and the pool should notice first.
+        kwargs |= {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10, "pool_timeout": 5}
         # The JIT costs far more to compile a segment's membership query than it saves (its
         # OR-ed subqueries are costed above every JIT threshold); nothing here runs long.
         kwargs["connect_args"] = {
@@ -122,7 +124,12 @@ def create_db_engine(url: str) -> AsyncEngine:
     engine = create_async_engine(_driver_url(url, use_async=True), **kwargs)
     if is_sqlite(url):
         _configure_sqlite(engine.sync_engine)
+        event.listen(engine.sync_engine, "do_connect", _connect_one_hop_sqlite)
     return engine
+
+
+def _connect_one_hop_sqlite(dialect: Dialect, _record: Any, args: Any, kwargs: Any) -> Any:
+    return dialect.loaded_dbapi.connect(*args, async_creator_fn=sqlite_driver.connect, **kwargs)
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

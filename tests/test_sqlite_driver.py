@@ -1,0 +1,75 @@
+"""The SQLite engine's statements: one hand-off each to the connection's thread, with the same
+answers SQLAlchemy gets from aiosqlite's own cursors."""
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from syncgate.db import create_db_engine
+
+
+@pytest.fixture
+async def connection(tmp_path: Path) -> AsyncIterator[AsyncConnection]:
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'driver.db'}")
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT UNIQUE)"))
+            await connection.commit()
+            yield connection
+    finally:
+        await engine.dispose()
+
+
+async def _hand_offs(connection: AsyncConnection) -> list[Any]:
+    """Record every call the connection sends to its thread from now on."""
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None
+    sent: list[Any] = []
+    queue = driver._execute
+
+    async def counted(function: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append(function)
+        return await queue(function, *args, **kwargs)
+
+    driver._execute = counted
+    return sent
+
+
+async def test_a_query_and_its_rows_take_one_hand_off(connection: AsyncConnection) -> None:
+    await connection.execute(text("INSERT INTO t (v) VALUES ('a'), ('b'), ('c')"))
+    sent = await _hand_offs(connection)
+
+    result = await connection.execute(text("SELECT id, v FROM t ORDER BY id"))
+
+    assert len(sent) == 1
+    assert list(result.keys()) == ["id", "v"]
+    assert result.all() == [(1, "a"), (2, "b"), (3, "c")]
+
+
+async def test_writes_report_their_row_counts_and_row_ids(connection: AsyncConnection) -> None:
+    inserted = await connection.execute(text("INSERT INTO t (v) VALUES ('a')"))
+    assert inserted.lastrowid == 1
+    await connection.execute(text("INSERT INTO t (v) VALUES (:v)"), [{"v": "b"}, {"v": "c"}])
+    sent = await _hand_offs(connection)
+
+    updated = await connection.execute(text("UPDATE t SET v = v || '!' WHERE id > 1"))
+
+    assert len(sent) == 1
+    assert updated.rowcount == 2
+    assert (await connection.execute(text("SELECT count(*) FROM t"))).scalar() == 3
+
+
+async def test_a_failing_statement_raises_and_leaves_the_connection_usable(
+    connection: AsyncConnection,
+) -> None:
+    await connection.execute(text("INSERT INTO t (v) VALUES ('a')"))
+    with pytest.raises(IntegrityError):
+        await connection.execute(text("INSERT INTO t (v) VALUES ('a')"))
+    await connection.rollback()
+
+    assert (await connection.execute(text("SELECT count(*) FROM t"))).scalar() == 0
