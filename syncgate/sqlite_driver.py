@@ -35,6 +35,13 @@ class _Connection(aiosqlite.Connection):
     def cursor(self) -> "_Cursor":  # type: ignore[override]
         return _Cursor(self)
 
+    async def rollback(self) -> None:
+        # The pool rolls back every connection it takes back, also one whose transaction was
+        # committed: nothing to send to the thread for that.
+        if self._connection is not None and not self._connection.in_transaction:
+            return
+        await super().rollback()
+
     async def hand_off(
         self,
         function: Callable[[sqlite3.Connection, str, Any], _Outcome],

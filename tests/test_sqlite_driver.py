@@ -73,3 +73,18 @@ async def test_a_failing_statement_raises_and_leaves_the_connection_usable(
     await connection.rollback()
 
     assert (await connection.execute(text("SELECT count(*) FROM t"))).scalar() == 0
+
+
+async def test_a_rollback_outside_a_transaction_takes_no_hand_off(
+    connection: AsyncConnection,
+) -> None:
+    await connection.execute(text("INSERT INTO t (v) VALUES ('a')"))
+    await connection.commit()
+    sent = await _hand_offs(connection)
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None
+
+    await driver.rollback()
+
+    assert sent == []
+    assert (await connection.execute(text("SELECT count(*) FROM t"))).scalar() == 1
