@@ -44,7 +44,6 @@ class InboxEvent(Base):
 
     __table_args__ = (
         UniqueConstraint("source", "dedup_key", name="uq_inbox_events_source_dedup_key"),
-        Index("ix_inbox_events_status_next_attempt_at", "status", "next_attempt_at"),
         # A round claims the oldest pending events: read in id order, it stops at the round's size.
         Index("ix_inbox_events_status_id", "status", "id"),
         Index("ix_inbox_events_object_key", "object_key"),
