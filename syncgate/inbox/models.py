@@ -42,6 +42,8 @@ class InboxEvent(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
+    # On PostgreSQL its pages are half filled (migration 0011): a claim's lease is then written
+    # beside the row, with no index touched.
     __table_args__ = (
         UniqueConstraint("source", "dedup_key", name="uq_inbox_events_source_dedup_key"),
         # A round claims the oldest pending events: read in id order, it stops at the round's size.
