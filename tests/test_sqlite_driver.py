@@ -88,3 +88,15 @@ async def test_a_rollback_outside_a_transaction_takes_no_hand_off(
 
     assert sent == []
     assert (await connection.execute(text("SELECT count(*) FROM t"))).scalar() == 1
+
+
+async def test_a_cursor_opens_awaited_or_as_a_context(connection: AsyncConnection) -> None:
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None
+
+    awaited = await driver.cursor()
+    await awaited.execute("SELECT 1")
+    assert await awaited.fetchall() == [(1,)]
+    async with driver.cursor() as entered:
+        await entered.execute("SELECT 2")
+        assert await entered.fetchall() == [(2,)]

@@ -261,10 +261,10 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
                 query = query.where(
                     or_(table.c.source_event.is_(None), table.c.source_event.not_like("job:%"))
                 )
-            # Two statements, not one with an OR: each walks the claim index in id order, and a
-            # walk in index order marks the entries of rows updated since as dead, so the next
-            # claim skips them. During a burst, before any vacuum, a bitmap scan for the OR
-            # visited every row that had ever been pending.
+            # Two statements, not one with an OR: each walks the claim index in id order. A walk
+            # in index order marks the entries of row versions nobody can see any more, so the
+            # next claim skips them; the bitmap scan an OR gets never does, and during a burst,
+            # before any vacuum, it visited every delivery that had ever been pending.
             abandoned = await connection.execute(  # in flight, but their worker's lease ran out
                 query.where(table.c.status == DeliveryStatus.IN_FLIGHT, table.c.lease_until < now)
             )
