@@ -1,4 +1,5 @@
-"""Engines and sessions; every difference between SQLite and PostgreSQL lives here."""
+"""Engines and sessions; every difference between SQLite and PostgreSQL lives here (SQLite's
+connections come from `sqlite_driver`)."""
 
 import json
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
