@@ -75,7 +75,8 @@ def _run_many(connection: sqlite3.Connection, sql: str, parameters: Any) -> _Out
 
 
 class _Cursor:
-    """The DB-API cursor's async face, as SQLAlchemy's aiosqlite adapter uses it."""
+    """The DB-API cursor's async face, as SQLAlchemy's aiosqlite adapter uses it. A statement's
+    rows are all fetched with it: a streamed (server-side) read gets them at once too."""
 
     arraysize = 1
 
