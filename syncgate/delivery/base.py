@@ -214,15 +214,21 @@ class Deliverer(ABC, Generic[ClaimT, ClientT]):
 
     async def _worth_waiting(self) -> bool:
         """Whether a partial batch is young enough to wait for more records."""
+        # At most a batch is counted: past that nothing waits, so a backlog of any size costs
+        # one batch's rows, and below it the oldest of them is the oldest due.
+        due = (
+            select(Delivery.created_at)
+            .where(
+                Delivery.target == self.target,
+                Delivery.status == DeliveryStatus.PENDING,
+                Delivery.next_attempt_at <= utc_now(),
+            )
+            .limit(self.batch_size)
+            .subquery()
+        )
         async with self.session_factory() as session:
             count, oldest = (
-                await session.execute(
-                    select(func.count(), func.min(Delivery.created_at)).where(
-                        Delivery.target == self.target,
-                        Delivery.status == DeliveryStatus.PENDING,
-                        Delivery.next_attempt_at <= utc_now(),
-                    )
-                )
+                await session.execute(select(func.count(), func.min(due.c.created_at)))
             ).one()
         if count >= self.batch_size or oldest is None:
             return False
