@@ -10,19 +10,19 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 from fakes.hubspot import FakeHubSpot, create_hubspot_app
 from fakes.salesforce import FakeSalesforce, create_salesforce_app
 from fakes.server import FakeServer
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from syncgate.config import Settings
 from syncgate.db import transaction
-from syncgate.delivery.models import Delivery
+from syncgate.delivery.models import Delivery, Operation, Target
 from syncgate.delivery.salesforce import SalesforceDeliverer
 from syncgate.inbox.models import InboxEvent
 from syncgate.inbox.store import store_hubspot_events
@@ -172,6 +172,30 @@ class Env:
     async def deliveries(self) -> list[Delivery]:
         async with self.session_factory() as session:
             return list((await session.scalars(select(Delivery).order_by(Delivery.id))).all())
+
+    async def queue_creates(self, count: int, *, created_at: datetime | None = None) -> None:
+        """`count` new contacts, each with a Salesforce create queued, as processing would have
+        queued it (covered elsewhere): keeps a delivery test fast."""
+        async with transaction(self.session_factory) as session:
+            first = await session.scalar(select(func.count()).select_from(Contact)) or 0
+            contacts = [
+                Contact(hubspot_id=str(1000 + i), email=f"bulk{i}@example.com", properties=[])
+                for i in range(first, first + count)
+            ]
+            session.add_all(contacts)
+            await session.flush()
+            session.add_all(
+                Delivery(
+                    target=Target.SALESFORCE,
+                    operation=Operation.CREATE,
+                    contact_id=contact.id,
+                    values={"email": contact.email, "lastname": f"Bulk {contact.hubspot_id}"},
+                    first_received_at=utc_now(),
+                    created_at=created_at or utc_now(),
+                    history=[],
+                )
+                for contact in contacts
+            )
 
     async def inbox(self) -> list[InboxEvent]:
         async with self.session_factory() as session:

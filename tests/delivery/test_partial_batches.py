@@ -6,35 +6,16 @@ from datetime import timedelta
 import pytest
 from delivery.harness import Env
 
-from syncgate.db import transaction
-from syncgate.delivery.base import HOLD_PARTIAL_BATCH
-from syncgate.delivery.models import Delivery, Operation, Target
+from syncgate.delivery import base
 from syncgate.delivery.salesforce import SalesforceDeliverer
 from syncgate.models import utc_now
-from syncgate.sync.models import Contact
+
+HOLD = timedelta(minutes=5)  # long enough that a slow run never sees a young batch grow old
 
 
-async def _queue(env: Env, count: int, *, age: timedelta = timedelta()) -> None:
-    created_at = utc_now() - age
-    async with transaction(env.session_factory) as session:
-        start = len(await env.deliveries())
-        contacts = [
-            Contact(hubspot_id=str(5000 + start + i), email=f"p{start + i}@example.com")
-            for i in range(count)
-        ]
-        session.add_all(contacts)
-        await session.flush()
-        session.add_all(
-            Delivery(
-                target=Target.SALESFORCE,
-                operation=Operation.CREATE,
-                contact_id=contact.id,
-                values={"email": contact.email, "lastname": "Partial"},
-                created_at=created_at,
-                history=[],
-            )
-            for contact in contacts
-        )
+@pytest.fixture(autouse=True)
+def _hold(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(base, "HOLD_PARTIAL_BATCH", HOLD)
 
 
 async def _send_once(env: Env, *, backlog: bool) -> int:
@@ -43,15 +24,15 @@ async def _send_once(env: Env, *, backlog: bool) -> int:
 
 
 async def test_a_young_partial_batch_waits_while_the_inbox_has_a_backlog(env: Env) -> None:
-    await _queue(env, 10)
+    await env.queue_creates(10)
 
     assert await _send_once(env, backlog=True) == 0
     assert env.salesforce.writes == []
 
 
 async def test_a_partial_batch_older_than_the_hold_goes_out(env: Env) -> None:
-    await _queue(env, 10, age=HOLD_PARTIAL_BATCH * 2)
-    await _queue(env, 5)  # the oldest due delivery decides
+    await env.queue_creates(10, created_at=utc_now() - 2 * HOLD)
+    await env.queue_creates(5)  # the oldest due delivery decides
 
     assert await _send_once(env, backlog=True) == 15
     assert env.salesforce.records_per_write_call == [15]
@@ -59,13 +40,13 @@ async def test_a_partial_batch_older_than_the_hold_goes_out(env: Env) -> None:
 
 @pytest.mark.parametrize("waiting", [200, 450])
 async def test_a_full_batch_goes_out_at_once(env: Env, waiting: int) -> None:
-    await _queue(env, waiting)
+    await env.queue_creates(waiting)
 
     assert await _send_once(env, backlog=True) == 200
     assert env.salesforce.records_per_write_call == [200]
 
 
 async def test_without_a_backlog_a_partial_batch_goes_out_at_once(env: Env) -> None:
-    await _queue(env, 10)
+    await env.queue_creates(10)
 
     assert await _send_once(env, backlog=False) == 10

@@ -5,12 +5,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from delivery.harness import Env, change, event, now_ms
 
-from syncgate.db import transaction
-from syncgate.delivery.models import Delivery, Operation, Target
-from syncgate.models import utc_now
 from syncgate.sync.decide.outcomes import Decision
 from syncgate.sync.mapping import DEFAULT_MAPPINGS, Mapping
-from syncgate.sync.models import Contact, SyncRule
+from syncgate.sync.models import SyncRule
 
 
 async def test_changes_queued_before_delivery_become_one_write_with_the_latest_values(
@@ -60,25 +57,7 @@ async def test_a_creation_and_its_following_changes_become_one_create(env: Env) 
 
 
 async def test_500_new_contacts_are_created_in_calls_of_at_most_200(env: Env) -> None:
-    # Queued directly, as processing would have (it is covered elsewhere): keeps the test fast.
-    async with transaction(env.session_factory) as session:
-        contacts = [
-            Contact(hubspot_id=str(1000 + i), email=f"bulk{i}@example.com", properties=[])
-            for i in range(500)
-        ]
-        session.add_all(contacts)
-        await session.flush()
-        session.add_all(
-            Delivery(
-                target=Target.SALESFORCE,
-                operation=Operation.CREATE,
-                contact_id=contact.id,
-                values={"email": contact.email, "lastname": f"Bulk {contact.hubspot_id}"},
-                first_received_at=utc_now(),
-                history=[],
-            )
-            for contact in contacts
-        )
+    await env.queue_creates(500)
 
     await env.deliver()
 
