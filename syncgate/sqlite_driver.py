@@ -86,6 +86,7 @@ class _Cursor:
         self.rowcount = -1
         self.lastrowid: int | None = None
         self._rows: _Rows = []
+        self._position = 0
 
     def __await__(self) -> Generator[Any, None, "_Cursor"]:  # older adapters await cursor()
         return self.__aenter__().__await__()
@@ -97,26 +98,32 @@ class _Cursor:
         await self.close()
 
     async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> "_Cursor":
-        outcome = await self._connection.hand_off(_run, sql, parameters)
-        self.description, self.rowcount, self.lastrowid, self._rows = outcome
+        self._take(await self._connection.hand_off(_run, sql, parameters))
         return self
 
     async def executemany(self, sql: str, parameters: Iterable[Sequence[Any]]) -> "_Cursor":
-        outcome = await self._connection.hand_off(_run_many, sql, parameters)
-        self.description, self.rowcount, self.lastrowid, self._rows = outcome
+        self._take(await self._connection.hand_off(_run_many, sql, parameters))
         return self
 
+    def _take(self, outcome: _Outcome) -> None:
+        self.description, self.rowcount, self.lastrowid, self._rows = outcome
+        self._position = 0
+
     async def fetchone(self) -> Any:
-        return self._rows.pop(0) if self._rows else None
+        taken = await self.fetchmany(1)
+        return taken[0] if taken else None
 
     async def fetchmany(self, size: int | None = None) -> _Rows:
-        count = self.arraysize if size is None else size
-        taken, self._rows = self._rows[:count], self._rows[count:]
-        return taken
+        # From a position, not by cutting the front off: a streamed read takes every row this
+        # way, one or a few at a time.
+        start = self._position
+        self._position = min(start + (self.arraysize if size is None else size), len(self._rows))
+        return self._rows[start : self._position]
 
     async def fetchall(self) -> _Rows:
-        taken, self._rows = self._rows, []
+        taken = self._rows[self._position :] if self._position else self._rows
+        self._rows, self._position = [], 0
         return taken
 
     async def close(self) -> None:
-        self._rows = []
+        self._rows, self._position = [], 0

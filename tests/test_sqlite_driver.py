@@ -100,3 +100,20 @@ async def test_a_cursor_opens_awaited_or_as_a_context(connection: AsyncConnectio
     async with driver.cursor() as entered:
         await entered.execute("SELECT 2")
         assert await entered.fetchall() == [(2,)]
+
+
+async def test_a_streamed_read_takes_the_rows_in_order_one_or_a_few_at_a_time(
+    connection: AsyncConnection,
+) -> None:
+    await connection.execute(text("INSERT INTO t (v) VALUES ('1'), ('2'), ('3'), ('4'), ('5')"))
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None
+
+    cursor = driver.cursor()
+    await cursor.execute("SELECT id FROM t ORDER BY id")
+    assert await cursor.fetchone() == (1,)
+    assert await cursor.fetchmany(2) == [(2,), (3,)]
+    assert await cursor.fetchmany() == [(4,)]  # arraysize
+    assert await cursor.fetchall() == [(5,)]
+    assert await cursor.fetchone() is None
+    assert await cursor.fetchmany(3) == []
